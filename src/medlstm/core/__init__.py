@@ -1,0 +1,1 @@
+"""Shared core: one training loop, one evaluation module, safe model persistence."""

@@ -1,0 +1,285 @@
+"""The one evaluation and report module every pipeline uses.
+
+Metrics come back as plain JSON-able dicts (they go to a JSON file and to MLflow),
+figures as matplotlib figures (they go through the catalog's MatplotlibDataset),
+reports as Markdown strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # pipelines run headless; the catalog writes the PNGs
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
+
+def classification_metrics(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    class_names: Sequence[str],
+    y_score: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Accuracy, per-class precision / recall / specificity / F1 / support, macro and
+    weighted F1, the confusion matrix, and ROC-AUC where it is defined.
+
+    Args:
+        y_true, y_pred: class indices into ``class_names``, shape (n,).
+        class_names: one name per class index.
+        y_score: class probabilities, shape (n, n_classes); gives ROC-AUC (binary:
+            of the positive class index 1; multi-class: one-vs-rest macro).
+
+    Returns:
+        ``{"accuracy", "macro_f1", "weighted_f1", "n", "per_class": {name: {...}},
+        "confusion_matrix": [[...]], "class_names": [...], "roc_auc"?}``. Recall is
+        sensitivity (Se) and precision positive predictive value (+P).
+    """
+    true = np.asarray(y_true, dtype=np.int64)
+    pred = np.asarray(y_pred, dtype=np.int64)
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true has shape {true.shape} but y_pred has {pred.shape}.")
+    k = len(class_names)
+    if true.size and (
+        true.max() >= k or pred.max() >= k or min(true.min(), pred.min()) < 0
+    ):
+        raise ValueError(
+            f"Class indices must lie in [0, {k}) for classes {list(class_names)}."
+        )
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (true, pred), 1)
+    n = int(cm.sum())
+    per_class: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(class_names):
+        tp = cm[i, i]
+        fn = cm[i].sum() - tp
+        fp = cm[:, i].sum() - tp
+        tn = n - tp - fn - fp
+        precision = _ratio(tp, tp + fp)
+        recall = _ratio(tp, tp + fn)
+        per_class[name] = {
+            "precision": precision,
+            "recall": recall,
+            "specificity": _ratio(tn, tn + fp),
+            "f1": _ratio(2 * precision * recall, precision + recall),
+            "support": int(tp + fn),
+        }
+    supports = np.array([m["support"] for m in per_class.values()], dtype=np.float64)
+    f1s = np.array([m["f1"] for m in per_class.values()])
+    present = supports > 0
+    result: dict[str, Any] = {
+        "n": n,
+        "accuracy": _ratio(np.trace(cm), n),
+        # Classes with no true samples would add a meaningless 0 to the average.
+        "macro_f1": float(f1s[present].mean()) if present.any() else 0.0,
+        "weighted_f1": float((f1s * supports).sum() / supports.sum()) if n else 0.0,
+        "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
+        "class_names": list(class_names),
+    }
+    if y_score is not None:
+        auc = _roc_auc(true, np.asarray(y_score, dtype=np.float64), k)
+        if auc is not None:
+            result["roc_auc"] = auc
+    return result
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num) / float(den) if den else 0.0
+
+
+def _roc_auc(true: np.ndarray, score: np.ndarray, k: int) -> float | None:
+    present = np.unique(true)
+    if present.size < 2:
+        return None  # undefined with a single class in the test set
+    if k == 2:
+        return float(roc_auc_score(true, score[:, 1] if score.ndim == 2 else score))
+    return (
+        float(
+            roc_auc_score(
+                true, score, multi_class="ovr", average="macro", labels=list(range(k))
+            )
+        )
+        if present.size == k
+        else None
+    )
+
+
+def regression_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, scale: float | None = None
+) -> dict[str, float]:
+    """MAE, RMSE and, given the naive in-sample MAE as ``scale``, MASE."""
+    true, pred = (
+        np.asarray(y_true, dtype=np.float64),
+        np.asarray(y_pred, dtype=np.float64),
+    )
+    if true.shape != pred.shape:
+        raise ValueError(f"y_true has shape {true.shape} but y_pred has {pred.shape}.")
+    err = pred - true
+    result = {"mae": float(np.abs(err).mean()), "rmse": float(np.sqrt((err**2).mean()))}
+    if scale is not None:
+        if scale <= 0:
+            raise ValueError(f"MASE scale must be > 0, got {scale}.")
+        result["mase"] = result["mae"] / scale
+    return result
+
+
+def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of a metrics dict as ``a.b.c -> value`` (the confusion matrix is skipped)."""
+    flat: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_metrics(value, f"{name}."))
+        elif isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            flat[name] = float(value)
+    return flat
+
+
+def history_to_mlflow(
+    history: Sequence[dict[str, float]], prefix: str = ""
+) -> dict[str, list[dict]]:
+    """A per-epoch history in the shape kedro-mlflow's MlflowMetricsHistoryDataset logs.
+
+    Each metric becomes one MLflow metric with a value per epoch (step = epoch).
+    """
+    out: dict[str, list[dict]] = {}
+    for record in history:
+        step = int(record["epoch"])
+        for key, value in record.items():
+            if key != "epoch":
+                out.setdefault(f"{prefix}{key}", []).append(
+                    {"value": float(value), "step": step}
+                )
+    return out
+
+
+def summary_to_mlflow(metrics: dict[str, Any], prefix: str = "") -> dict[str, dict]:
+    """Final metrics (nested dict) in the MlflowMetricsHistoryDataset shape, step 0."""
+    return {
+        _mlflow_key(k): {"value": v, "step": 0}
+        for k, v in flatten_metrics(metrics, prefix).items()
+    }
+
+
+def _mlflow_key(name: str) -> str:
+    # MLflow keys allow letters, digits, _ - . / and space; class names may hold others.
+    return "".join(c if c.isalnum() or c in "_-./ " else "_" for c in name)
+
+
+def confusion_matrix_figure(
+    metrics: dict[str, Any], title: str = "Confusion matrix"
+) -> plt.Figure:
+    """Counts and row-normalised shading, so rare classes are as readable as common ones."""
+    cm = np.asarray(metrics["confusion_matrix"], dtype=np.float64)
+    names = metrics["class_names"]
+    rows = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    size = 2.0 + 0.7 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            ax.text(
+                j,
+                i,
+                f"{int(cm[i, j])}\n{share[i, j]:.0%}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if share[i, j] > 0.6 else "black",
+            )
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of true class")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves_figure(
+    history: Sequence[dict[str, float]], title: str = "Training curves"
+) -> plt.Figure:
+    """Loss, and accuracy / macro F1 when present, of train vs validation per epoch."""
+    epochs = [r["epoch"] for r in history]
+    panels = [("loss", "loss")] + [
+        (m, m.replace("_", " "))
+        for m in ("accuracy", "macro_f1")
+        if f"val_{m}" in (history[0] if history else {})
+    ]
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False
+    )
+    for ax, (metric, label) in zip(axes[0], panels, strict=True):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            key = f"{split}_{metric}"
+            if history and key in history[0]:
+                ax.plot(
+                    epochs, [r[key] for r in history], style, markersize=3, label=split
+                )
+        best = _best_epoch(history)
+        if best is not None:
+            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _best_epoch(history: Sequence[dict[str, float]]) -> int | None:
+    if not history or "val_loss" not in history[0]:
+        return None
+    return int(min(history, key=lambda r: r["val_loss"])["epoch"])
+
+
+def metrics_table_markdown(metrics: dict[str, Any], digits: int = 3) -> str:
+    """Per-class table (Se = recall, +P = precision) followed by the overall figures."""
+    lines = [
+        "| class | Se (recall) | +P (precision) | specificity | F1 | support |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in metrics["per_class"].items():
+        lines.append(
+            f"| {name} | {m['recall']:.{digits}f} | {m['precision']:.{digits}f} | "
+            f"{m['specificity']:.{digits}f} | {m['f1']:.{digits}f} | {m['support']} |"
+        )
+    lines.append("")
+    overall = [
+        f"accuracy **{metrics['accuracy']:.{digits}f}**",
+        f"macro F1 **{metrics['macro_f1']:.{digits}f}**",
+        f"weighted F1 **{metrics['weighted_f1']:.{digits}f}**",
+        f"n = {metrics['n']}",
+    ]
+    if "roc_auc" in metrics:
+        overall.insert(3, f"ROC-AUC **{metrics['roc_auc']:.{digits}f}**")
+    lines.append(" · ".join(overall))
+    return "\n".join(lines)
+
+
+def confusion_matrix_markdown(metrics: dict[str, Any]) -> str:
+    """The confusion matrix as a Markdown table of counts (rows true, columns predicted)."""
+    names = metrics["class_names"]
+    lines = [
+        "| true \\ predicted | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
+        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def markdown_report(title: str, sections: Sequence[tuple[str, str]]) -> str:
+    """A report: a title, then ``## heading`` + body for each section."""
+    parts = [f"# {title}", ""]
+    for heading, body in sections:
+        parts += [f"## {heading}", "", body.strip(), ""]
+    return "\n".join(parts)

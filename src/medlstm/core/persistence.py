@@ -1,0 +1,112 @@
+"""Model persistence without unpickling code.
+
+A saved model is ``{"architecture": name, "config": {...}, "state_dict": {...}}``
+written by ``torch.save`` and read back with ``torch.load(weights_only=True)``,
+which only accepts tensors and plain containers. The architecture name selects a
+class from a registry filled by `register_architecture`; the class is rebuilt
+from its JSON-able config and the weights are loaded into it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+_ARCHITECTURES: dict[str, type[nn.Module]] = {}
+
+# Modules that define architectures; imported on demand so that loading a model in a
+# fresh process needs nothing but this module.
+_ARCHITECTURE_MODULES = (
+    "medlstm.models.ecg_autoencoder",
+    "medlstm.models.cnn1d",
+    "medlstm.models.brain_bilstm",
+    "medlstm.models.cnn3d_lstm",
+    "medlstm.models.forecaster",
+)
+
+
+def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: make ``cls`` loadable by name. ``cls(**config)`` must build it."""
+
+    def decorate(cls: type[nn.Module]) -> type[nn.Module]:
+        if _ARCHITECTURES.get(name, cls) is not cls:
+            raise ValueError(
+                f"Architecture name {name!r} is already taken by {_ARCHITECTURES[name]}."
+            )
+        _ARCHITECTURES[name] = cls
+        cls.architecture_name = name
+        return cls
+
+    return decorate
+
+
+def _import_architectures() -> None:
+    for module in _ARCHITECTURE_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name != module:  # a real import error inside an existing module
+                raise
+
+
+def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """Instantiate a registered architecture from its config."""
+    if architecture not in _ARCHITECTURES:
+        _import_architectures()
+    if architecture not in _ARCHITECTURES:
+        raise KeyError(
+            f"Unknown architecture {architecture!r}; registered: {sorted(_ARCHITECTURES)}."
+        )
+    return _ARCHITECTURES[architecture](**config)
+
+
+def model_config(model: nn.Module) -> dict[str, Any]:
+    """The config a registered model was built with (stored as ``model.config``)."""
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"{type(model).__name__} must keep its constructor arguments in `self.config` "
+            "(a dict) to be saved."
+        )
+    json.dumps(config)  # fails early on values a config file could not hold
+    return config
+
+
+def save_model(model: nn.Module, path: str | Path) -> None:
+    """Write architecture name, config and weights to one file."""
+    name = getattr(type(model), "architecture_name", None)
+    if name is None:
+        raise TypeError(
+            f"{type(model).__name__} is not registered with @register_architecture."
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(
+        {"architecture": name, "config": model_config(model), "state_dict": state}, path
+    )
+
+
+def load_model(path: str | Path) -> nn.Module:
+    """Rebuild a model saved by `save_model`, in eval mode, without unpickling code."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No model file at {path}.")
+    try:
+        bundle = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not a medlstm model file: {err}") from err
+    missing = {"architecture", "config", "state_dict"} - set(bundle)
+    if missing:
+        raise ValueError(
+            f"{path} lacks {sorted(missing)}; it was not written by save_model."
+        )
+    model = build_model(bundle["architecture"], bundle["config"])
+    model.load_state_dict(bundle["state_dict"])
+    return model.eval()

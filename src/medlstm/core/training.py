@@ -1,0 +1,548 @@
+"""The one training loop every torch model in medlstm goes through.
+
+`fit` gives each pipeline the same behaviour: seeded and deterministic on the CPU,
+gradient clipping, early stopping that restores the best weights, the learning rate
+reduced on a plateau, class weights or weighted sampling, a progress bar per epoch,
+a metric history per epoch, and a checkpoint after every epoch from which an
+interrupted run resumes exactly where it stopped.
+
+A batch is a tuple of tensors whose last element is the target. Models with their
+own objective (an autoencoder's reconstruction + classification loss, a forecaster's
+MSE) pass ``batch_loss(model, batch) -> StepOutput``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from tqdm.auto import tqdm
+
+logger = logging.getLogger(__name__)
+
+
+class StepOutput(NamedTuple):
+    """What one batch contributes: the loss and, for classifiers, logits and targets."""
+
+    loss: torch.Tensor
+    logits: torch.Tensor | None = None
+    targets: torch.Tensor | None = None
+
+
+BatchLoss = Callable[[nn.Module, Sequence[torch.Tensor]], StepOutput]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingParams:
+    """Every knob of `fit`; built from a ``training:`` block of a parameters file."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adam"
+    grad_clip_norm: float | None = 1.0
+    early_stopping_patience: int | None = 5
+    monitor: str = "val_loss"
+    monitor_mode: str = "min"
+    lr_plateau_patience: int | None = 3
+    lr_plateau_factor: float = 0.5
+    min_lr: float = 1e-6
+    label_smoothing: float = 0.0
+    class_weighting: str = "none"
+    weighted_sampling: bool = False
+    seed: int = 42
+    device: str = "auto"
+    resume: bool = True
+    show_progress: bool = True
+
+    _CHOICES = {
+        "optimizer": ("adam", "adamw", "sgd"),
+        "monitor_mode": ("min", "max"),
+        "class_weighting": ("none", "balanced", "sqrt_balanced"),
+        "device": ("auto", "cpu", "cuda"),
+    }
+
+    @classmethod
+    def from_dict(
+        cls, values: dict[str, Any] | None, where: str = "training"
+    ) -> TrainingParams:
+        """Validate a parameters block; errors name the offending ``where.key``."""
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ValueError(
+                f"Parameter '{where}' must be a mapping, got {type(values).__name__}."
+            )
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(
+                f"Unknown training parameter(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
+                f"known: {', '.join(sorted(fields))}."
+            )
+        for key, value in values.items():
+            _check_type(f"{where}.{key}", value, fields[key].type)
+        params = cls(**values)
+        params._check_ranges(where)
+        return params
+
+    def _check_ranges(self, where: str) -> None:
+        for key, choices in self._CHOICES.items():
+            if getattr(self, key) not in choices:
+                raise ValueError(
+                    f"Parameter '{where}.{key}' is {getattr(self, key)!r}; expected one of {choices}."
+                )
+        positive = ("epochs", "batch_size", "lr")
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise ValueError(
+                    f"Parameter '{where}.{key}' must be > 0, got {getattr(self, key)}."
+                )
+        if not 0.0 < self.lr_plateau_factor < 1.0:
+            raise ValueError(
+                f"Parameter '{where}.lr_plateau_factor' must be in (0, 1)."
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"Parameter '{where}.label_smoothing' must be in [0, 1).")
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that define a run; a checkpoint only resumes a run with the same ones."""
+        ignored = {"resume", "show_progress", "device"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    allowed = {
+        "int": (int,),
+        "float": (int, float),
+        "str": (str,),
+        "bool": (bool,),
+        "float | None": (int, float, type(None)),
+        "int | None": (int, type(None)),
+    }[annotation]
+    # bool is an int in Python; `epochs: true` is a typo, not a number.
+    if isinstance(value, bool) and bool not in allowed:
+        allowed = ()
+    if not isinstance(value, allowed):
+        expected = annotation.replace("float", "number")
+        raise ValueError(f"Parameter '{name}' must be {expected}, got {value!r}.")
+
+
+@dataclasses.dataclass
+class TrainingResult:
+    """The trained model (best weights restored) and what happened on the way."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    best_epoch: int
+    stopped_early: bool
+    resumed_from_epoch: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch, and ask torch for deterministic CPU kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' takes CUDA when present, else the CPU; 'cuda' without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            "Parameter 'training.device' is 'cuda' but no CUDA device is available."
+        )
+    if name not in ("cpu", "cuda"):
+        raise ValueError(
+            f"Parameter 'training.device' must be auto, cpu or cuda, got {name!r}."
+        )
+    return torch.device(name)
+
+
+def class_weights_from_labels(
+    labels: np.ndarray, n_classes: int, scheme: str
+) -> torch.Tensor | None:
+    """Inverse-frequency weights for the loss ('balanced'), or their square root.
+
+    Classes absent from the training set get weight 0 so they cannot blow up the loss.
+    """
+    if scheme == "none":
+        return None
+    counts = np.bincount(
+        np.asarray(labels, dtype=np.int64), minlength=n_classes
+    ).astype(np.float64)
+    weights = np.zeros(n_classes)
+    present = counts > 0
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    if scheme == "sqrt_balanced":
+        weights = np.sqrt(weights)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
+    """Per-sample weights that make each class equally likely under weighted sampling."""
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels)
+    return 1.0 / counts[labels]
+
+
+def _to_device(
+    batch: Sequence[torch.Tensor], device: torch.device
+) -> list[torch.Tensor]:
+    return [t.to(device, non_blocking=True) for t in batch]
+
+
+def classification_loss(
+    class_weights: torch.Tensor | None = None, label_smoothing: float = 0.0
+) -> BatchLoss:
+    """Cross-entropy on ``model(*inputs)`` for batches ``(*inputs, target)``."""
+
+    def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
+        *inputs, targets = batch
+        logits = model(*inputs)
+        weight = None if class_weights is None else class_weights.to(logits.device)
+        loss = nn.functional.cross_entropy(
+            logits, targets, weight=weight, label_smoothing=label_smoothing
+        )
+        return StepOutput(loss, logits, targets)
+
+    return batch_loss
+
+
+def _make_optimizer(model: nn.Module, params: TrainingParams) -> torch.optim.Optimizer:
+    if params.optimizer == "adam":
+        return torch.optim.Adam(
+            model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+        )
+    if params.optimizer == "adamw":
+        return torch.optim.AdamW(
+            model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+        )
+    return torch.optim.SGD(
+        model.parameters(), lr=params.lr, momentum=0.9, weight_decay=params.weight_decay
+    )
+
+
+class _EpochStats:
+    """Running loss and confusion counts over one pass."""
+
+    def __init__(self) -> None:
+        self.loss_sum, self.count = 0.0, 0
+        self.predictions: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+
+    def add(self, out: StepOutput, batch_size: int) -> None:
+        self.loss_sum += float(out.loss.detach()) * batch_size
+        self.count += batch_size
+        if out.logits is not None and out.targets is not None:
+            self.predictions.append(out.logits.detach().argmax(dim=1).cpu().numpy())
+            self.targets.append(out.targets.detach().cpu().numpy())
+
+    def summary(self, prefix: str) -> dict[str, float]:
+        result = {f"{prefix}_loss": self.loss_sum / max(self.count, 1)}
+        if self.predictions:
+            pred, true = np.concatenate(self.predictions), np.concatenate(self.targets)
+            result[f"{prefix}_accuracy"] = float((pred == true).mean())
+            result[f"{prefix}_macro_f1"] = _macro_f1(true, pred)
+        return result
+
+
+def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
+    scores = []
+    for c in np.union1d(true, pred):
+        tp = np.sum((pred == c) & (true == c))
+        denom = np.sum(pred == c) + np.sum(true == c)
+        scores.append(2 * tp / denom if denom else 0.0)
+    return float(np.mean(scores))
+
+
+def _run_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    batch_loss: BatchLoss,
+    device: torch.device,
+    optimizer: torch.optim.Optimizer | None,
+    grad_clip_norm: float | None,
+    description: str,
+    show_progress: bool,
+) -> _EpochStats:
+    training = optimizer is not None
+    model.train(training)
+    stats = _EpochStats()
+    bar = tqdm(
+        loader, desc=description, leave=False, disable=not show_progress, unit="batch"
+    )
+    with torch.set_grad_enabled(training):
+        for raw_batch in bar:
+            batch = _to_device(raw_batch, device)
+            out = batch_loss(model, batch)
+            if not torch.isfinite(out.loss):
+                raise FloatingPointError(
+                    f"{description}: the loss became {float(out.loss)}; lower training.lr "
+                    "or set training.grad_clip_norm."
+                )
+            if training:
+                optimizer.zero_grad(set_to_none=True)
+                out.loss.backward()
+                if grad_clip_norm:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+                optimizer.step()
+            stats.add(out, len(batch[0]))
+            bar.set_postfix(loss=f"{stats.loss_sum / stats.count:.4f}", refresh=False)
+    return stats
+
+
+def _fingerprint_hash(
+    model: nn.Module, params: TrainingParams, sizes: tuple[int, int]
+) -> str:
+    shapes = [(name, tuple(p.shape)) for name, p in model.state_dict().items()]
+    payload = json.dumps(
+        [params.fingerprint(), shapes, sizes], sort_keys=True, default=str
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _is_better(value: float, best: float, mode: str) -> bool:
+    return value < best if mode == "min" else value > best
+
+
+def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    params: TrainingParams,
+    *,
+    batch_loss: BatchLoss | None = None,
+    class_weights: torch.Tensor | None = None,
+    sample_weights: np.ndarray | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+) -> TrainingResult:
+    """Train ``model`` on ``train_set``, choosing the best epoch on ``val_set``.
+
+    Args:
+        model: any ``nn.Module``; its initial weights should be drawn after
+            ``seed_everything(params.seed)`` for runs to repeat.
+        train_set, val_set: datasets of tuples ``(*inputs, target)`` of tensors.
+        params: see `TrainingParams`.
+        batch_loss: the objective; default cross-entropy on ``model(*inputs)``.
+        class_weights: loss weights per class for the default objective.
+        sample_weights: per-sample weights; with ``params.weighted_sampling`` the
+            training loader draws with replacement in proportion to them.
+        checkpoint_path: written after every epoch; if it exists (and
+            ``params.resume``) training continues from it. On success the file is
+            replaced by ``<stem>.best.pt`` holding the best weights.
+
+    Returns:
+        `TrainingResult` with the best weights loaded into ``model``.
+    """
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError(
+            f"Training needs non-empty train and validation sets, got {len(train_set)} and "
+            f"{len(val_set)} samples."
+        )
+    device = resolve_device(params.device)
+    model.to(device)
+    if batch_loss is None:
+        batch_loss = classification_loss(class_weights, params.label_smoothing)
+
+    shuffle_generator = torch.Generator().manual_seed(params.seed)
+    if params.weighted_sampling:
+        if sample_weights is None or len(sample_weights) != len(train_set):
+            raise ValueError(
+                "training.weighted_sampling needs one sample weight per training sample."
+            )
+        sampler = WeightedRandomSampler(
+            torch.as_tensor(sample_weights, dtype=torch.double),
+            num_samples=len(train_set),
+            replacement=True,
+            generator=shuffle_generator,
+        )
+        train_loader = DataLoader(
+            train_set, batch_size=params.batch_size, sampler=sampler
+        )
+    else:
+        train_loader = DataLoader(
+            train_set,
+            batch_size=params.batch_size,
+            shuffle=True,
+            generator=shuffle_generator,
+        )
+    val_loader = DataLoader(
+        val_set, batch_size=max(params.batch_size, 256), shuffle=False
+    )
+
+    optimizer = _make_optimizer(model, params)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode=params.monitor_mode,
+        factor=params.lr_plateau_factor,
+        patience=params.lr_plateau_patience
+        if params.lr_plateau_patience is not None
+        else 10**9,
+        min_lr=params.min_lr,
+    )
+
+    history: list[dict[str, float]] = []
+    best_value = math.inf if params.monitor_mode == "min" else -math.inf
+    best_epoch, best_state, stale_epochs, start_epoch = 0, None, 0, 1
+    fingerprint = _fingerprint_hash(model, params, (len(train_set), len(val_set)))
+    checkpoint = Path(checkpoint_path) if checkpoint_path else None
+
+    if checkpoint and checkpoint.exists() and params.resume:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if state.get("fingerprint") != fingerprint:
+            logger.warning(
+                "Checkpoint %s belongs to another configuration or dataset; starting afresh.",
+                checkpoint,
+            )
+        else:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            shuffle_generator.set_state(state["shuffle_rng"])
+            torch.set_rng_state(state["torch_rng"])
+            history = state["history"]
+            best_value, best_epoch = state["best_value"], state["best_epoch"]
+            best_state, stale_epochs = state["best_model"], state["stale_epochs"]
+            start_epoch = state["epoch"] + 1
+            logger.info("Resuming from %s after epoch %d.", checkpoint, state["epoch"])
+    resumed_from = start_epoch - 1
+
+    stopped_early = False
+    for epoch in range(start_epoch, params.epochs + 1):
+        if (
+            params.early_stopping_patience is not None
+            and stale_epochs >= params.early_stopping_patience
+        ):
+            stopped_early = True
+            break
+        started = time.perf_counter()
+        label = f"epoch {epoch}/{params.epochs}"
+        train_stats = _run_epoch(
+            model,
+            train_loader,
+            batch_loss,
+            device,
+            optimizer,
+            params.grad_clip_norm,
+            f"{label} train",
+            params.show_progress,
+        )
+        val_stats = _run_epoch(
+            model,
+            val_loader,
+            batch_loss,
+            device,
+            None,
+            None,
+            f"{label} val",
+            params.show_progress,
+        )
+        record = {
+            "epoch": epoch,
+            **train_stats.summary("train"),
+            **val_stats.summary("val"),
+        }
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["epoch_seconds"] = time.perf_counter() - started
+        if params.monitor not in record:
+            raise ValueError(
+                f"Parameter 'training.monitor' is {params.monitor!r}, which this model does not "
+                f"report; available: {sorted(record)}."
+            )
+        history.append(record)
+        value = record[params.monitor]
+        scheduler.step(value)
+        if _is_better(value, best_value, params.monitor_mode):
+            best_value, best_epoch, stale_epochs = value, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale_epochs += 1
+        logger.info(
+            "%s: %s",
+            label,
+            ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
+        )
+        if checkpoint:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save(
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "shuffle_rng": shuffle_generator.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best_value": best_value,
+                    "best_epoch": best_epoch,
+                    "best_model": best_state,
+                    "stale_epochs": stale_epochs,
+                },
+                tmp,
+            )
+            os.replace(
+                tmp, checkpoint
+            )  # atomic: a kill mid-write leaves the old checkpoint
+    else:
+        stopped_early = (
+            params.early_stopping_patience is not None
+            and stale_epochs >= params.early_stopping_patience
+            and len(history) < params.epochs
+        )
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if checkpoint and checkpoint.exists():
+        best_path = checkpoint.with_name(checkpoint.stem + ".best.pt")
+        torch.save({"epoch": best_epoch, "model": model.state_dict()}, best_path)
+        checkpoint.unlink()
+    logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
+    return TrainingResult(model.cpu(), history, best_epoch, stopped_early, resumed_from)
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 256,
+    device: str = "auto",
+    forward: Callable[[nn.Module, list[torch.Tensor]], Any] | None = None,
+) -> list[np.ndarray]:
+    """Run ``model`` over ``dataset`` in order and return its outputs as NumPy arrays.
+
+    ``forward(model, batch)`` defaults to ``model(batch[0])``. A forward that returns
+    a tuple gives one array per element, concatenated over batches.
+    """
+    target = resolve_device(device)
+    model.to(target).eval()
+    forward = forward or (lambda m, batch: m(batch[0]))
+    chunks: list[tuple[torch.Tensor, ...]] = []
+    for raw_batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        out = forward(model, _to_device(raw_batch, target))
+        chunks.append(out if isinstance(out, tuple) else (out,))
+    model.cpu()
+    if not chunks:
+        return []
+    return [
+        torch.cat([c[i] for c in chunks]).cpu().numpy() for i in range(len(chunks[0]))
+    ]

@@ -1,0 +1,84 @@
+"""Project hooks: one MLflow experiment per pipeline, and checks before any work.
+
+kedro-mlflow starts one run per ``kedro run`` in a single configured experiment.
+Researchers compare runs of *one* model family, so each registered pipeline gets its
+own experiment, ``<tracking.experiment.name>/<pipeline>``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from kedro.framework.context import KedroContext
+from kedro.framework.hooks import hook_impl
+from kedro.io import DataCatalog
+from kedro.pipeline import Pipeline
+
+from medlstm.core.training import TrainingParams
+
+logger = logging.getLogger(__name__)
+
+
+class ExperimentPerPipelineHook:
+    """Points kedro-mlflow at an experiment named after the pipeline being run."""
+
+    def __init__(self) -> None:
+        self._context: KedroContext | None = None
+
+    @hook_impl(
+        trylast=True
+    )  # after kedro-mlflow has read mlflow.yml into context.mlflow
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+
+    @hook_impl(tryfirst=True)  # before kedro-mlflow starts the run
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        config = getattr(self._context, "mlflow", None)
+        if config is None:
+            return
+        names = run_params.get("pipeline_names") or [
+            run_params.get("pipeline_name") or "__default__"
+        ]
+        base = config.tracking.experiment.name.split("/")[0]
+        config.tracking.experiment.name = f"{base}/{'+'.join(names)}"
+        config._set_experiment()
+
+
+class PreflightChecksHook:
+    """Fails a run before any node runs when its inputs cannot be right.
+
+    - every free input dataset of the pipeline (one no node produces) must exist;
+      the error names the dataset and its file;
+    - every ``training`` parameters block must validate (`TrainingParams.from_dict`).
+
+    Missing ``params:`` entries are already refused by Kedro's runner by name.
+    """
+
+    @hook_impl
+    def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        for name in sorted(pipeline.inputs()):
+            if name.startswith("params:") or name == "parameters":
+                if name.endswith(".training") or name == "params:training":
+                    TrainingParams.from_dict(
+                        catalog.load(name), where=name.removeprefix("params:")
+                    )
+                continue
+            if not catalog.exists(name):
+                described = _describe_path(catalog, name)
+                raise FileNotFoundError(
+                    f"Input dataset '{name}' does not exist{described}. Check its entry in "
+                    "conf/*/catalog*.yml, or produce it by running the pipeline that writes it."
+                )
+
+
+def _describe_path(catalog: DataCatalog, name: str) -> str:
+    try:
+        description = catalog.get(name)._describe()
+    except Exception:  # noqa: BLE001 - only used to enrich an error message
+        return ""
+    for key in ("filepath", "path"):
+        if description.get(key):
+            return f" (expected at {Path(str(description[key])).resolve()})"
+    return ""

@@ -1,0 +1,1 @@
+"""Model architectures, one module each; each registers itself for safe loading."""

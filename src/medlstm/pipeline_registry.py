@@ -1,0 +1,30 @@
+"""Project pipelines: an explicit registry, so a missing or broken pipeline fails loudly."""
+
+from __future__ import annotations
+
+import importlib
+
+from kedro.pipeline import Pipeline
+
+PIPELINES = (
+    "ecg_autoencoder",
+    "brain_tumor_bilstm",
+    "smri_cnn_lstm",
+    "lstm_scratch",
+    "lstm_forecast",
+)
+DEFAULT_PIPELINE = "ecg_autoencoder"
+
+
+def register_pipelines() -> dict[str, Pipeline]:
+    """Map each pipeline name to its ``Pipeline``; ``__default__`` is the main job.
+
+    Returns:
+        A mapping from pipeline names to ``Pipeline`` objects.
+    """
+    pipelines = {
+        name: importlib.import_module(f"medlstm.pipelines.{name}").create_pipeline()
+        for name in PIPELINES
+    }
+    pipelines["__default__"] = pipelines[DEFAULT_PIPELINE]
+    return pipelines

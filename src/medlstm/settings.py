@@ -1,0 +1,27 @@
+"""Project settings: hooks and the configuration loader.
+
+See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the defaults.
+"""
+
+import os
+
+from medlstm.hooks import ExperimentPerPipelineHook, PreflightChecksHook
+
+# Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
+HOOKS = (ExperimentPerPipelineHook(), PreflightChecksHook())
+
+
+def _tracking_uri(default: str) -> str:
+    """MLFLOW_TRACKING_URI when set (a team server), else the embedded default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or default
+
+
+CONFIG_LOADER_ARGS = {
+    # Kedro keeps `oc.env` for credentials only; this resolver reads one variable.
+    "custom_resolvers": {"tracking_uri": _tracking_uri},
+    "base_env": "base",
+    "default_run_env": "local",
+    "config_patterns": {
+        "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
+    },
+}

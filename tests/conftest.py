@@ -1,0 +1,101 @@
+"""Shared fixtures: an isolated copy of the project for end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Tests never send telemetry and never write to the developer's own MLflow store.
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+class KedroProject:
+    """A copy of conf/, src/, pyproject.toml and data/01_raw in a temporary folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
+
+    def run_pipeline(
+        self, name: str, params: dict[str, Any] | None = None, env: str | None = None
+    ) -> dict[str, Any]:
+        """Run a registered pipeline in a fresh KedroSession; returns the run's outputs."""
+        from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
+
+        _end_active_runs()
+        bootstrap_project(self.root)
+        with KedroSession.create(
+            project_path=self.root, env=env, runtime_params=params
+        ) as session:
+            outputs = session.run(pipeline_names=[name])
+        _end_active_runs()
+        return outputs
+
+    def runs(self, pipeline: str) -> list[mlflow.entities.Run]:
+        """The MLflow runs of one pipeline's experiment, newest first."""
+        client = mlflow.MlflowClient(tracking_uri=self.tracking_uri)
+        experiment = client.get_experiment_by_name(f"medlstm/{pipeline}")
+        if experiment is None:
+            return []
+        return client.search_runs(
+            [experiment.experiment_id], order_by=["attributes.start_time DESC"]
+        )
+
+
+def _end_active_runs() -> None:
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+@pytest.fixture
+def kedro_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KedroProject]:
+    """An isolated project copy whose MLflow store is an SQLite file in tmp_path."""
+    root = tmp_path / "project"
+    root.mkdir()
+    for item in ("conf", "src", "pyproject.toml", ".telemetry"):
+        source = PROJECT_ROOT / item
+        if source.is_dir():
+            shutil.copytree(
+                source,
+                root / item,
+                ignore=shutil.ignore_patterns("__pycache__", "local"),
+            )
+        elif source.exists():
+            shutil.copy2(source, root / item)
+    (root / "conf" / "local").mkdir(exist_ok=True)
+    raw = PROJECT_ROOT / "data" / "01_raw"
+    shutil.copytree(
+        raw, root / "data" / "01_raw", ignore=shutil.ignore_patterns("smri_synthetic")
+    )
+    for layer in (
+        "02_intermediate",
+        "03_primary",
+        "04_feature",
+        "05_model_input",
+        "06_models",
+        "07_model_output",
+        "08_reporting",
+    ):
+        (root / "data" / layer).mkdir(parents=True, exist_ok=True)
+    # Relative paths in the catalog (data/...) and ../shared/data resolve from here.
+    shared = PROJECT_ROOT.parent / "shared"
+    if shared.exists() and not (tmp_path / "shared").exists():
+        (tmp_path / "shared").symlink_to(shared)
+    project = KedroProject(root)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)
+    yield project
+    _end_active_runs()
