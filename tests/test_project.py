@@ -1,0 +1,242 @@
+"""The project as a user meets it: the registry, kedro viz, MLflow (embedded and a real
+server), checks before training, and seeded reproducibility.
+
+The small real pipeline used here is `lstm_forecast` on the shipped MIT-BIH excerpt,
+shrunk to a couple of epochs by runtime parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from medlstm.pipeline_registry import PIPELINES
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SMALL_PIPELINE = "lstm_forecast"
+SMALL_PARAMS = {"lstm_forecast.training.epochs": 2}
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get_json(url: str, payload: dict | None = None, timeout: float = 10.0) -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+        return json.loads(response.read())
+
+
+def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"server exited with {proc.returncode} before answering {url}"
+            )
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {seconds} s")
+
+
+@pytest.fixture
+def server_process() -> Iterator[callable]:
+    """Start servers in their own process group and always stop the whole group."""
+    started: list[subprocess.Popen] = []
+
+    def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+def test_registry_lists_every_pipeline():
+    out = subprocess.run(
+        [str(BIN / "kedro"), "registry", "list"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+    ).stdout
+    for name in (*PIPELINES, "__default__"):
+        assert f"- {name}" in out
+
+
+def test_kedro_viz_serves_every_pipeline(server_process):
+    port = _free_port()
+    proc = server_process(
+        [
+            str(BIN / "kedro"),
+            "viz",
+            "run",
+            "--no-browser",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+    )
+    _wait_for(f"http://127.0.0.1:{port}/api/main", proc, 120)
+    graph = _get_json(f"http://127.0.0.1:{port}/api/main")
+    served = {p["id"] for p in graph["pipelines"]}
+    assert set(PIPELINES) <= served
+    names = {n["name"] for n in graph["nodes"]}
+    assert any(
+        name.startswith("params:") or "Parameters" in name for name in names
+    ) or any(n.get("type") == "parameters" for n in graph["nodes"])
+
+
+def test_run_is_tracked_on_a_real_mlflow_server(
+    kedro_project, server_process, monkeypatch
+):
+    port = _free_port()
+    store = kedro_project.root / "server"
+    store.mkdir()
+    proc = server_process(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{store / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(store / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=store,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_for(f"{url}/health", proc, 120)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+
+    experiment = _get_json(
+        f"{url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=medlstm/{SMALL_PIPELINE}"
+    )["experiment"]
+    runs = _get_json(
+        f"{url}/api/2.0/mlflow/runs/search",
+        {"experiment_ids": [experiment["experiment_id"]]},
+    )["runs"]
+    assert len(runs) == 1
+    run = runs[0]
+    assert run["info"]["status"] == "FINISHED"
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["lstm_forecast.training.epochs"] == "2"
+    history = _get_json(
+        f"{url}/api/2.0/mlflow/metrics/get-history?run_id={run['info']['run_id']}"
+        f"&metric_key={_metric_with(run, 'val_loss')}"
+    )["metrics"]
+    assert [m["step"] for m in history] == [1, 2]
+    artifacts = _get_json(
+        f"{url}/api/2.0/mlflow/artifacts/list?run_id={run['info']['run_id']}"
+    )
+    assert artifacts.get("files"), "the run logged no artifacts"
+
+
+def _metric_with(run: dict, fragment: str) -> str:
+    keys = [m["key"] for m in run["data"]["metrics"]]
+    matches = [k for k in keys if k.endswith(fragment)]
+    assert matches, f"no metric ending in {fragment!r} among {keys}"
+    return matches[0]
+
+
+def test_embedded_run_has_params_histories_artifacts_and_a_model(kedro_project):
+    kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    (run,) = kedro_project.runs(SMALL_PIPELINE)
+    client = mlflow.MlflowClient(kedro_project.tracking_uri)
+    assert run.data.params["lstm_forecast.training.epochs"] == "2"
+    val_loss = [k for k in run.data.metrics if k.endswith("val_loss")]
+    assert (
+        val_loss and len(client.get_metric_history(run.info.run_id, val_loss[0])) == 2
+    )
+    artifacts = [a.path for a in client.list_artifacts(run.info.run_id)]
+    assert any(p.endswith(".png") for p in _walk(client, run.info.run_id, artifacts))
+    models = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    assert models, "no MLflow model was logged"
+
+
+def _walk(client: mlflow.MlflowClient, run_id: str, paths: list[str]) -> list[str]:
+    files = []
+    for path in paths:
+        children = client.list_artifacts(run_id, path)
+        files += (
+            _walk(client, run_id, [c.path for c in children]) if children else [path]
+        )
+    return files
+
+
+def test_same_seed_same_metrics(kedro_project):
+    for _ in range(2):
+        kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    first, second = kedro_project.runs(SMALL_PIPELINE)
+    metrics = {k: v for k, v in first.data.metrics.items() if "seconds" not in k}
+    assert metrics, "no metrics logged"
+    assert metrics == {
+        k: v for k, v in second.data.metrics.items() if "seconds" not in k
+    }
+
+
+def test_missing_input_file_fails_before_training_and_names_it(kedro_project):
+    shutil.rmtree(kedro_project.root / "data" / "01_raw" / "mitdb_excerpt")
+    with pytest.raises(Exception, match="mitdb_excerpt") as info:
+        kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    assert "does not exist" in str(info.value) or "No such" in str(info.value)
+    assert not list((kedro_project.root / "data" / "06_models").glob("*.pt"))
+
+
+def test_malformed_training_parameter_fails_before_training_and_names_it(kedro_project):
+    with pytest.raises(
+        ValueError, match=r"lstm_forecast\.training\.epochs' must be int"
+    ):
+        kedro_project.run_pipeline(
+            SMALL_PIPELINE, params={"lstm_forecast.training.epochs": "ten"}
+        )
