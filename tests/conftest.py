@@ -35,7 +35,7 @@ class KedroProject:
         _end_active_runs()
         bootstrap_project(self.root)
         with KedroSession.create(
-            project_path=self.root, env=env, runtime_params=params
+            project_path=self.root, env=env, runtime_params=_nest(params or {})
         ) as session:
             outputs = session.run(pipeline_names=[name])
         _end_active_runs()
@@ -50,6 +50,22 @@ class KedroProject:
         return client.search_runs(
             [experiment.experiment_id], order_by=["attributes.start_time DESC"]
         )
+
+
+def _nest(params: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``, as ``kedro run --params a.b=1`` does.
+
+    KedroSession.create merges dotted keys literally, so a test passing them flat
+    would silently run with the defaults.
+    """
+    nested: dict[str, Any] = {}
+    for dotted, value in params.items():
+        *parents, leaf = dotted.split(".")
+        node = nested
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return nested
 
 
 def _end_active_runs() -> None:

@@ -51,8 +51,9 @@ def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
+            tail = proc.log_path.read_text()[-3000:] if hasattr(proc, "log_path") else ""
             raise RuntimeError(
-                f"server exited with {proc.returncode} before answering {url}"
+                f"server exited with {proc.returncode} before answering {url}:\n{tail}"
             )
         try:
             urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
@@ -63,19 +64,21 @@ def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:
 
 
 @pytest.fixture
-def server_process() -> Iterator[callable]:
+def server_process(tmp_path) -> Iterator[callable]:
     """Start servers in their own process group and always stop the whole group."""
     started: list[subprocess.Popen] = []
 
     def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+        log = (tmp_path / f"server{len(started)}.log").open("w")
         proc = subprocess.Popen(
             args,
             cwd=cwd,
             env={**os.environ, **(env or {})},
             start_new_session=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
+        proc.log_path = Path(log.name)
         started.append(proc)
         return proc
 
