@@ -1,4 +1,3 @@
-"""medlstm
-"""
+"""medlstm"""
 
 __version__ = "0.1"

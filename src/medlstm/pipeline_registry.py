@@ -26,5 +26,9 @@ def register_pipelines() -> dict[str, Pipeline]:
         name: importlib.import_module(f"medlstm.pipelines.{name}").create_pipeline()
         for name in PIPELINES
     }
+    # The forecaster on any CSV (time column + value column), declared in the catalog.
+    pipelines["lstm_forecast_csv"] = importlib.import_module(
+        "medlstm.pipelines.lstm_forecast"
+    ).create_pipeline(source="csv")
     pipelines["__default__"] = pipelines[DEFAULT_PIPELINE]
     return pipelines

@@ -21,6 +21,9 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"tracking_uri": _tracking_uri},
     "base_env": "base",
     "default_run_env": "local",
+    # An environment (conf/full) overrides single keys of a parameters block
+    # instead of replacing the whole block.
+    "merge_strategy": {"parameters": "soft"},
     "config_patterns": {
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],
     },

@@ -66,6 +66,7 @@ class TrainingParams:
     weighted_sampling: bool = False
     seed: int = 42
     device: str = "auto"
+    num_threads: int | None = None
     resume: bool = True
     show_progress: bool = True
 
@@ -121,7 +122,7 @@ class TrainingParams:
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that define a run; a checkpoint only resumes a run with the same ones."""
-        ignored = {"resume", "show_progress", "device"}
+        ignored = {"resume", "show_progress", "device", "num_threads"}
         return {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
 
 
@@ -358,6 +359,9 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             f"{len(val_set)} samples."
         )
     device = resolve_device(params.device)
+    if params.num_threads:
+        # Fewer threads than cores can be faster on a shared machine; null keeps torch's choice.
+        torch.set_num_threads(params.num_threads)
     model.to(device)
     if batch_loss is None:
         batch_loss = classification_loss(class_weights, params.label_smoothing)
