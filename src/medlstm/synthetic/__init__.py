@@ -1,0 +1,1 @@
+"""Synthetic stand-ins for data that users must obtain themselves."""
