@@ -1,0 +1,1 @@
+"""Code that derives the small real-data excerpts shipped under ``data/01_raw``."""

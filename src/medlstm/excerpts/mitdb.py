@@ -1,0 +1,128 @@
+"""Derive the shipped MIT-BIH excerpt: the first minutes of every record.
+
+The excerpt lets a fresh clone (and CI) run ``kedro run --pipeline=ecg_autoencoder``
+without the full database. Records are cut, never altered: the digital samples,
+lead names, gains, header comments and every annotation (symbols, rhythm notes)
+before the cut are copied as they are, and the result is a valid WFDB record.
+
+Usage::
+
+    python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
+        --dest data/01_raw/mitdb_excerpt --minutes 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+logger = logging.getLogger(__name__)
+
+ATTRIBUTION = """\
+# MIT-BIH Arrhythmia Database excerpt
+
+The first {minutes:g} minute(s) of each of the {n_records} records of the MIT-BIH
+Arrhythmia Database 1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb` and otherwise
+unchanged (digital samples in format 212 at 360 Hz, both leads, header comments, all
+reference annotations before the cut):
+
+    python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
+        --dest data/01_raw/mitdb_excerpt --minutes {minutes:g}
+
+`SHA256SUMS.txt` lists the checksums of the files written.
+
+## Licence and citation
+
+The MIT-BIH Arrhythmia Database is made available under the Open Data Commons
+Attribution License v1.0 (ODC-By, https://opendatacommons.org/licenses/by/1-0/).
+This excerpt is a derivative database under the same licence. When you use it, cite:
+
+- Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database.
+  IEEE Eng in Med and Biol 20(3):45-50 (May-June 2001). (PMID: 11446209)
+- Goldberger AL, Amaral LAN, Glass L, Hausdorff JM, Ivanov PCh, Mark RG, Mietus JE,
+  Moody GB, Peng C-K, Stanley HE. PhysioBank, PhysioToolkit, and PhysioNet: Components
+  of a New Research Resource for Complex Physiologic Signals.
+  Circulation 101(23):e215-e220 (2000).
+
+Source: https://physionet.org/content/mitdb/1.0.0/
+"""
+
+
+def cut_record(source_dir: Path, record_id: str, dest_dir: Path, n_samples: int) -> int:
+    """Write the first ``n_samples`` of a record and its annotations to ``dest_dir``.
+
+    Args:
+        source_dir: Folder with the original ``.hea``/``.dat``/``.atr`` files.
+        record_id: Record name, e.g. ``"100"``.
+        dest_dir: Output folder (must exist).
+        n_samples: Number of samples to keep (the whole record if it is shorter).
+
+    Returns:
+        The number of annotations kept.
+    """
+    name = str(source_dir / record_id)
+    record = wfdb.rdrecord(name, physical=False, sampto=n_samples)
+    record.wrsamp(write_dir=str(dest_dir))
+    ann = wfdb.rdann(name, "atr", sampto=n_samples)
+    # rdann's sampto is inclusive; an annotation must lie inside the cut signal.
+    keep = np.flatnonzero(ann.sample < record.sig_len)
+    for field in ("sample", "subtype", "chan", "num"):
+        setattr(ann, field, getattr(ann, field)[keep])
+    for field in ("symbol", "aux_note"):
+        setattr(ann, field, [getattr(ann, field)[i] for i in keep])
+    ann.wrann(write_fs=False, write_dir=str(dest_dir))
+    return len(keep)
+
+
+def write_excerpt(
+    source: Path, dest: Path, minutes: float, records: list[str] | None = None
+) -> list[str]:
+    """Cut every record of ``source`` (or ``records``) to its first ``minutes``.
+
+    Also writes ``README.md`` (attribution and licence) and ``SHA256SUMS.txt``.
+
+    Returns:
+        The record ids written, sorted.
+    """
+    if minutes <= 0:
+        raise ValueError(f"--minutes must be > 0, got {minutes}.")
+    ids = sorted(records or (p.stem for p in source.glob("*.hea")))
+    if not ids:
+        raise FileNotFoundError(f"{source}: no WFDB headers (*.hea) found.")
+    dest.mkdir(parents=True, exist_ok=True)
+    for rid in ids:
+        fs = wfdb.rdheader(str(source / rid)).fs
+        n_kept = cut_record(source, rid, dest, round(minutes * 60 * fs))
+        logger.info("Record %s: %d annotations kept.", rid, n_kept)
+    (dest / "README.md").write_text(
+        ATTRIBUTION.format(minutes=minutes, n_records=len(ids)), encoding="utf-8"
+    )
+    sums = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}"
+        for p in sorted(dest.iterdir())
+        if p.suffix in {".hea", ".dat", ".atr"}
+    ]
+    (dest / "SHA256SUMS.txt").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    return ids
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point; see the module docstring."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", type=Path, required=True, help="MIT-BIH folder")
+    parser.add_argument("--dest", type=Path, required=True, help="output folder")
+    parser.add_argument("--minutes", type=float, default=1.0, help="minutes to keep")
+    parser.add_argument("--records", nargs="*", help="record ids (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ids = write_excerpt(args.source, args.dest, args.minutes, args.records)
+    logger.info("Wrote %d records to %s.", len(ids), args.dest)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""A small 1D CNN beat classifier: the baseline the LSTM autoencoder is compared with.
+
+beat (B, T) -> [Conv1d -> BatchNorm -> ReLU -> MaxPool(2)] x len(channels)
+-> global average pool (B, C_last) -> [., rr features] -> MLP -> logits (B, classes)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from medlstm.core.persistence import register_architecture
+
+
+@register_architecture("cnn1d")
+class CNN1DClassifier(nn.Module):
+    """Convolutional beat classifier taking the same inputs as the autoencoder."""
+
+    def __init__(
+        self,
+        *,
+        n_classes: int = 5,
+        n_rr_features: int = 0,
+        channels: tuple[int, ...] | list[int] = (16, 32, 64),
+        kernel_size: int = 7,
+        head_hidden: int = 64,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if not channels or kernel_size % 2 == 0:
+            raise ValueError("CNN1DClassifier needs channels and an odd kernel_size.")
+        self.config = {
+            "n_classes": n_classes,
+            "n_rr_features": n_rr_features,
+            "channels": list(channels),
+            "kernel_size": kernel_size,
+            "head_hidden": head_hidden,
+            "dropout": dropout,
+        }
+        self.n_rr_features = n_rr_features
+        blocks, width = [], 1
+        for out in channels:
+            blocks += [
+                nn.Conv1d(
+                    width, out, kernel_size, padding=kernel_size // 2, bias=False
+                ),
+                nn.BatchNorm1d(out),
+                nn.ReLU(),
+                nn.MaxPool1d(2),
+            ]
+            width = out
+        self.features = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Linear(width + n_rr_features, head_hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(head_hidden, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T), rr (B, R) -> logits (B, classes)."""
+        h = self.features(x.unsqueeze(1)).mean(dim=-1)  # (B, C_last)
+        if self.n_rr_features:
+            if rr is None or rr.shape[-1] != self.n_rr_features:
+                got = None if rr is None else tuple(rr.shape)
+                raise ValueError(
+                    f"This model takes {self.n_rr_features} RR features, got {got}."
+                )
+            h = torch.cat([h, rr.to(h.dtype)], dim=-1)
+        return self.head(h)

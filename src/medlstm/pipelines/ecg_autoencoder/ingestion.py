@@ -1,0 +1,390 @@
+"""Ingestion: one cleaned, labelled window per annotated heartbeat.
+
+Per record: choose the lead by name, resample to the target rate, remove baseline
+wander, cut a window around every labelled beat's R peak, optionally subtract the
+record's median beat, and compute the beat's RR features. Every dropped beat and
+skipped record is counted in the ingestion report.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import ndimage, signal
+
+from medlstm.datasets.wfdb_records import WfdbRecord
+
+logger = logging.getLogger(__name__)
+
+# WFDB annotation codes that mark no beat (rhythm, noise, waves, comments).
+DEFAULT_NON_BEAT_SYMBOLS = (
+    "+", "~", "|", "x", "!", "[", "]", '"', "p", "t", "u", "`", "'", "^", "=", "@", "s", "T", "*", "D",
+)  # fmt: skip
+
+# Columns of the RR features fed to the classifiers (all unit-free ratios).
+RR_FEATURES = ("rr_pre_norm", "rr_post_norm", "rr_local_norm", "rr_pre_local")
+
+
+@dataclass(frozen=True)
+class SegmentationParams:
+    """The ``ingestion`` block of parameters_ecg_autoencoder.yml, validated."""
+
+    label_mapping: dict[str, list[str]]
+    lead: str = "MLII"
+    missing_lead: str = "skip"
+    target_fs: float = 360.0
+    samples_before: int = 108
+    samples_after: int = 180
+    baseline_windows_s: tuple[float, ...] = (0.2, 0.6)
+    bandpass: dict[str, Any] | None = None
+    local_rr_beats: int = 10
+    window_scaling: str = "none"
+    subtract_template: bool = True
+    non_beat_symbols: tuple[str, ...] = DEFAULT_NON_BEAT_SYMBOLS
+    unknown_symbol: str = "error"
+    lookup: dict[str, str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        where = "ecg_autoencoder.ingestion"
+        choices = {
+            "missing_lead": ("skip", "other"),
+            "window_scaling": ("none", "record", "beat"),
+            "unknown_symbol": ("error", "skip"),
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(
+                    f"Parameter '{where}.{key}' is {getattr(self, key)!r}; "
+                    f"expected one of {allowed}."
+                )
+        if not isinstance(self.subtract_template, bool):
+            raise ValueError(
+                f"Parameter '{where}.subtract_template' must be true or false."
+            )
+        if self.samples_before < 0 or self.samples_after < 1:
+            raise ValueError(
+                f"Parameters '{where}.samples_before/after' must be >= 0 and >= 1."
+            )
+        lookup: dict[str, str] = {}
+        for label, symbols in self.label_mapping.items():
+            for symbol in symbols:
+                if symbol in lookup:
+                    raise ValueError(
+                        f"Parameter '{where}.label_mapping': symbol {symbol!r} is mapped "
+                        f"to both {lookup[symbol]!r} and {label!r}."
+                    )
+                lookup[symbol] = label
+        clash = sorted(set(lookup) & set(self.non_beat_symbols))
+        if clash:
+            raise ValueError(
+                f"Parameter '{where}': symbols {clash} are both labelled and non-beat."
+            )
+        object.__setattr__(self, "lookup", lookup)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SegmentationParams:
+        """Build from the YAML block; unknown keys are an error, not a silent no-op."""
+        known = {f.name for f in cls.__dataclass_fields__.values() if f.init}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"Unknown parameter(s) {unknown} in 'ecg_autoencoder.ingestion'; "
+                f"known: {sorted(known)}."
+            )
+        values = dict(values)
+        for key in ("baseline_windows_s", "non_beat_symbols"):
+            if key in values:
+                values[key] = tuple(values[key])
+        values["label_mapping"] = {
+            str(k): [str(s) for s in v] for k, v in values["label_mapping"].items()
+        }
+        return cls(**values)
+
+    @property
+    def window(self) -> int:
+        """Window length in samples."""
+        return self.samples_before + self.samples_after
+
+
+def choose_lead(record: WfdbRecord, lead: str, missing_lead: str) -> str | None:
+    """The name of the lead to use, or None to skip the record."""
+    if lead in record.signals:
+        return lead
+    if missing_lead == "other":
+        other = next(iter(record.signals))
+        logger.warning(
+            "Record %s has no lead %s (leads %s); using %s instead.",
+            record.record_id, lead, list(record.signals), other,
+        )  # fmt: skip
+        return other
+    logger.warning(
+        "Record %s has no lead %s (leads %s); skipped.",
+        record.record_id, lead, list(record.signals),
+    )  # fmt: skip
+    return None
+
+
+def resample(
+    x: np.ndarray, samples: np.ndarray, fs: float, target_fs: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Polyphase-resample ``x`` to ``target_fs`` and move annotation samples with it."""
+    if fs == target_fs:
+        return x, samples
+    ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    nan = np.isnan(x)
+    y = signal.resample_poly(_fill_nan(x), ratio.numerator, ratio.denominator)
+    if nan.any():  # a resampled sample is invalid if its source neighbourhood was
+        src = np.minimum(
+            (np.arange(len(y)) * fs / target_fs).round().astype(np.int64), len(x) - 1
+        )
+        y[nan[src]] = np.nan
+    moved = np.round(samples * (target_fs / fs)).astype(np.int64)
+    return y, moved
+
+
+def _fill_nan(x: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN stretches, so filters see no NaN."""
+    nan = np.isnan(x)
+    if not nan.any() or nan.all():
+        return np.nan_to_num(x) if nan.all() else x
+    idx = np.arange(len(x))
+    filled = x.copy()
+    filled[nan] = np.interp(idx[nan], idx[~nan], x[~nan])
+    return filled
+
+
+def clean_signal(
+    x: np.ndarray,
+    fs: float,
+    baseline_windows_s: tuple[float, ...],
+    bandpass: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Remove baseline wander (cascaded median filters) and optionally band-pass.
+
+    NaN samples stay NaN, so windows that overlap them can be dropped downstream.
+    """
+    nan = np.isnan(x)
+    filled = _fill_nan(x)
+    baseline = filled
+    for width_s in baseline_windows_s:
+        width = int(round(width_s * fs)) | 1  # odd, centred
+        baseline = ndimage.median_filter(baseline, size=width, mode="nearest")
+    y = filled - baseline
+    if bandpass and bandpass.get("enabled", False):
+        sos = signal.butter(
+            int(bandpass.get("order", 3)),
+            [float(bandpass["low_hz"]), float(bandpass["high_hz"])],
+            btype="bandpass",
+            fs=fs,
+            output="sos",
+        )
+        y = signal.sosfiltfilt(sos, y)
+    y[nan] = np.nan
+    return y
+
+
+def rr_intervals(
+    beat_samples: np.ndarray, fs: float, local_beats: int
+) -> dict[str, np.ndarray]:
+    """RR features of every beat, in seconds and as unit-free ratios.
+
+    ``pre_rr``/``post_rr`` are NaN for the first/last beat. ``local_rr`` is the mean
+    of the ``local_beats`` RR intervals centred on the beat; ``record_rr`` the mean
+    over the whole record, which normalises away the patient's heart rate.
+    """
+    rr = np.diff(beat_samples) / fs  # (n - 1,)
+    pre = np.concatenate([[np.nan], rr])
+    post = np.concatenate([rr, [np.nan]])
+    local = (
+        pd.Series(pre)
+        .rolling(max(local_beats, 1), center=True, min_periods=1)
+        .mean()
+        .to_numpy(copy=True)
+    )
+    record = np.full(len(beat_samples), rr.mean() if len(rr) else np.nan)
+    return {
+        "pre_rr": pre,
+        "post_rr": post,
+        "local_rr": local,
+        "record_rr": record,
+        "rr_pre_norm": pre / record,
+        "rr_post_norm": post / record,
+        "rr_local_norm": local / record,
+        "rr_pre_local": pre / local,
+    }
+
+
+def _labelled_beats(
+    record: WfdbRecord, p: SegmentationParams, counts: Counter
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of labelled beat annotations and their labels; counts the rest."""
+    symbols = record.ann_symbols
+    is_beat = np.isin(symbols, list(p.lookup))
+    is_non_beat = np.isin(symbols, list(p.non_beat_symbols))
+    unknown = ~is_beat & ~is_non_beat
+    counts["non_beat_annotations"] += int(is_non_beat.sum())
+    if unknown.any():
+        found = Counter(symbols[unknown].tolist())
+        if p.unknown_symbol == "error":
+            raise ValueError(
+                f"{record.source}: unknown annotation symbol(s) {dict(found)}. Map them in "
+                "'ecg_autoencoder.ingestion.label_mapping', list them in 'non_beat_symbols', "
+                "or set 'unknown_symbol: skip'."
+            )
+        logger.warning(
+            "Record %s: skipped %d annotations with unknown symbols %s.",
+            record.record_id, int(unknown.sum()), dict(found),
+        )  # fmt: skip
+        counts["skipped_unknown_symbol"] += int(unknown.sum())
+    idx = np.flatnonzero(is_beat)
+    return idx, np.array([p.lookup[s] for s in symbols[idx]], dtype=str)
+
+
+def segment_record(
+    record: WfdbRecord, p: SegmentationParams
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """Windows, beat table and counts of one record (see `segment_records`)."""
+    counts: Counter = Counter()
+    report: dict[str, Any] = {"source": record.source, "fs": record.fs}
+    lead = choose_lead(record, p.lead, p.missing_lead)
+    report["lead"] = lead
+    if lead is None:
+        report["skipped"] = f"no lead {p.lead}"
+        return _empty_beats(), np.empty((0, p.window), np.float32), report
+
+    x, ann_samples = resample(
+        record.signals[lead], record.ann_samples, record.fs, p.target_fs
+    )
+    report["resampled_from"] = None if record.fs == p.target_fs else record.fs
+    x = clean_signal(x, p.target_fs, p.baseline_windows_s, p.bandpass)
+
+    idx, labels = _labelled_beats(record, p, counts)
+    beat_samples = ann_samples[idx]
+    rr = rr_intervals(beat_samples, p.target_fs, p.local_rr_beats)
+    counts["labelled_beats"] = len(idx)
+
+    starts = beat_samples - p.samples_before
+    inside = (starts >= 0) & (beat_samples + p.samples_after <= len(x))
+    has_rr = np.isfinite(rr["pre_rr"]) & np.isfinite(rr["post_rr"]) & (rr["pre_rr"] > 0)
+    counts["dropped_edge"] = int((~inside).sum())
+    counts["dropped_no_rr"] = int((inside & ~has_rr).sum())
+    keep = np.flatnonzero(inside & has_rr)
+    windows = x[starts[keep, None] + np.arange(p.window)]  # (n_keep, window)
+    finite = np.isfinite(windows).all(axis=1)
+    counts["dropped_nan"] = int((~finite).sum())
+    keep, windows = keep[finite], windows[finite]
+    if counts["dropped_nan"]:
+        logger.warning(
+            "Record %s: dropped %d beats whose window holds invalid (NaN) samples.",
+            record.record_id, counts["dropped_nan"],
+        )  # fmt: skip
+    windows = _scale(windows, p.window_scaling)
+    if p.subtract_template and len(windows):
+        # The record's median window is the patient's typical beat; what is left is
+        # how each beat departs from it, which transfers across patients far better
+        # than raw morphology (no labels are used, so no leakage).
+        windows = windows - np.median(windows, axis=0)
+    counts["kept"] = len(keep)
+    if len(keep) == 0:
+        logger.warning("Record %s: no beat could be windowed.", record.record_id)
+
+    beats = pd.DataFrame(
+        {
+            "record": record.record_id,
+            "sample": beat_samples[keep],
+            "symbol": record.ann_symbols[idx[keep]],
+            "label": labels[keep],
+            "lead": lead,
+            **{name: values[keep] for name, values in rr.items()},
+        }
+    )
+    report.update(counts)
+    return beats, windows.astype(np.float32), report
+
+
+def _scale(windows: np.ndarray, how: str) -> np.ndarray:
+    """'record': divide by the record's median beat amplitude; 'beat': z-score each."""
+    if how == "none" or len(windows) == 0:
+        return windows
+    if how == "beat":
+        std = windows.std(axis=1, keepdims=True)
+        return (windows - windows.mean(axis=1, keepdims=True)) / np.maximum(std, 1e-6)
+    amplitude = np.median(np.abs(windows).max(axis=1))
+    return windows / max(amplitude, 1e-6)
+
+
+def _empty_beats() -> pd.DataFrame:
+    columns = {
+        "record": str,
+        "sample": np.int64,
+        "symbol": str,
+        "label": str,
+        "lead": str,
+    }
+    frame = pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
+    for name in ("pre_rr", "post_rr", "local_rr", "record_rr", *RR_FEATURES):
+        frame[name] = pd.Series(dtype=np.float64)
+    return frame
+
+
+def segment_records(
+    records: dict[str, WfdbRecord], params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
+    """Cut one cleaned window per labelled beat of every record.
+
+    Args:
+        records: ``{record_id: WfdbRecord}`` from the WFDB dataset.
+        params: The ``ecg_autoencoder.ingestion`` parameters.
+
+    Returns:
+        - beats: one row per kept beat, ordered by record then sample: ``record``,
+          ``sample`` (at the target rate), ``symbol``, ``label``, ``lead``, RR
+          intervals in seconds and the normalised RR features.
+        - windows: ``{"windows": (n_beats, window) float32, "record", "sample"}``,
+          row ``i`` belonging to beat ``i``.
+        - report: per-record and total counts of kept, dropped and skipped beats.
+    """
+    p = SegmentationParams.from_dict(params)
+    frames, arrays, per_record = [], [], {}
+    for rid in sorted(records):
+        beats, windows, report = segment_record(records[rid], p)
+        frames.append(beats)
+        arrays.append(windows)
+        per_record[rid] = report
+    beats = pd.concat(frames, ignore_index=True) if frames else _empty_beats()
+    if beats.empty:
+        raise ValueError(
+            f"No beat was kept from {len(records)} record(s); see the warnings above."
+        )
+    windows = np.concatenate(arrays)
+    totals: Counter = Counter()
+    for report in per_record.values():
+        totals.update({k: v for k, v in report.items() if isinstance(v, int)})
+    skipped = {rid: r["skipped"] for rid, r in per_record.items() if "skipped" in r}
+    logger.info(
+        "Segmented %d beats from %d records (%d skipped); dropped %d at edges, %d "
+        "without RR, %d with NaN.",
+        len(beats), len(records), len(skipped), totals["dropped_edge"],
+        totals["dropped_no_rr"], totals["dropped_nan"],
+    )  # fmt: skip
+    report = {
+        "n_beats": len(beats),
+        "window_samples": p.window,
+        "target_fs": p.target_fs,
+        "label_counts": beats["label"].value_counts().sort_index().to_dict(),
+        "totals": dict(sorted(totals.items())),
+        "skipped_records": skipped,
+        "records": per_record,
+    }
+    arrays_out = {
+        "windows": windows,
+        "record": beats["record"].to_numpy(dtype=str),
+        "sample": beats["sample"].to_numpy(dtype=np.int64),
+    }
+    return beats, arrays_out, report

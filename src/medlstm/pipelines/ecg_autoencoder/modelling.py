@@ -1,0 +1,411 @@
+"""Model inputs, losses, training and prediction for the autoencoder and the CNN.
+
+Both models see the same tensors (beat window, RR features, label) from the same
+split and are trained by the shared core, so their metrics compare like with like.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from medlstm.core.training import (
+    StepOutput,
+    TrainingParams,
+    balanced_sample_weights,
+    class_weights_from_labels,
+    fit,
+    predict,
+    seed_everything,
+)
+from medlstm.models.cnn1d import CNN1DClassifier
+from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def check_aligned(beats: pd.DataFrame, windows: dict[str, np.ndarray]) -> None:
+    """Raise unless row ``i`` of the windows belongs to beat ``i`` of the table."""
+    same = (
+        len(beats) == len(windows["windows"])
+        and np.array_equal(beats["record"].to_numpy(dtype=str), windows["record"])
+        and np.array_equal(beats["sample"].to_numpy(dtype=np.int64), windows["sample"])
+    )
+    if not same:
+        raise ValueError(
+            f"The beat table ({len(beats)} rows) and the window array "
+            f"({len(windows['windows'])} rows) do not describe the same beats; "
+            "re-run the ingestion nodes."
+        )
+
+
+def rr_matrix(beats: pd.DataFrame, features: dict[str, Any]) -> np.ndarray:
+    """The RR features the classifiers take, (n, R) float32, clipped to ``rr_clip``.
+
+    Clipping keeps a beat after a long unannotated stretch (noise, flutter) from
+    dominating the head's input scale.
+    """
+    columns = list(features.get("rr_columns", []))
+    missing = sorted(set(columns) - set(beats.columns))
+    if missing:
+        raise ValueError(f"RR feature columns {missing} are not in the beat table.")
+    values = beats[columns].to_numpy(dtype=np.float32, copy=True)
+    clip = features.get("rr_clip")
+    return np.clip(values, 0.0, clip) if clip else values
+
+
+def label_indices(labels: pd.Series, class_names: Sequence[str]) -> np.ndarray:
+    """Class indices of string labels; an unknown label is an error."""
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ValueError(
+            f"Labels {unknown} are not among the classes {list(class_names)}."
+        )
+    return labels.map(index).to_numpy(dtype=np.int64, copy=True)
+
+
+def split_tensors(
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    split: str,
+    features: dict[str, Any],
+    class_names: Sequence[str],
+) -> TensorDataset:
+    """``TensorDataset(x (n, T), rr (n, R), y (n,))`` of one split."""
+    rows = np.flatnonzero(beats["split"].to_numpy() == split)
+    part = beats.iloc[rows]
+    return TensorDataset(
+        torch.from_numpy(
+            np.ascontiguousarray(windows["windows"][rows], dtype=np.float32)
+        ),
+        torch.from_numpy(rr_matrix(part, features)),
+        torch.from_numpy(label_indices(part["label"], class_names)),
+    )
+
+
+def focal_cross_entropy(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    gamma: float = 0.0,
+) -> torch.Tensor:
+    """Class-weighted cross-entropy, down-weighting easy beats by ``(1 - p_t)^gamma``.
+
+    With ``gamma = 0`` this equals ``F.cross_entropy(logits, targets, weight=weight)``.
+    """
+    ce = F.cross_entropy(logits, targets, reduction="none")
+    factor = (1.0 - torch.exp(-ce)).pow(gamma) if gamma else torch.ones_like(ce)
+    w = weight[targets] if weight is not None else torch.ones_like(ce)
+    return (factor * w * ce).sum() / w.sum().clamp_min(1e-12)
+
+
+def _autocast(precision: str) -> torch.autocast:
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}.")
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def autoencoder_loss(
+    alpha: float,
+    beta: float,
+    class_weights: torch.Tensor | None = None,
+    focal_gamma: float = 0.0,
+    precision: str = "fp32",
+):
+    """``batch_loss`` for the core: alpha * MSE(reconstruction) + beta * (focal) CE."""
+    if alpha < 0 or beta < 0 or alpha + beta == 0:
+        raise ValueError(
+            f"alpha and beta must be >= 0 and not both 0, got {alpha}, {beta}."
+        )
+
+    def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
+        x, rr, y = batch
+        with _autocast(precision):
+            recon, logits = model(x, rr)
+        recon, logits = recon.float(), logits.float()
+        weight = None if class_weights is None else class_weights.to(logits.device)
+        loss = alpha * F.mse_loss(recon, x) + beta * focal_cross_entropy(
+            logits, y, weight, focal_gamma
+        )
+        return StepOutput(loss, logits, y)
+
+    return batch_loss
+
+
+def classifier_loss(
+    class_weights: torch.Tensor | None = None,
+    focal_gamma: float = 0.0,
+    precision: str = "fp32",
+):
+    """``batch_loss`` for the CNN baseline: (focal) class-weighted cross-entropy."""
+
+    def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
+        x, rr, y = batch
+        with _autocast(precision):
+            logits = model(x, rr).float()
+        weight = None if class_weights is None else class_weights.to(logits.device)
+        return StepOutput(
+            focal_cross_entropy(logits, y, weight, focal_gamma), logits, y
+        )
+
+    return batch_loss
+
+
+def class_weights(
+    y_train: np.ndarray,
+    n_classes: int,
+    scheme: str,
+    loss_cfg: dict[str, Any],
+    where: str,
+) -> torch.Tensor | None:
+    """Loss weights per class: the core's ``training.class_weighting``, or inverse
+    class frequency to the power ``loss.class_weight_power`` (0 = none, 0.5 =
+    sqrt_balanced, 1 = balanced), which trades S sensitivity against +P."""
+    power = loss_cfg.get("class_weight_power")
+    if power is None:
+        return class_weights_from_labels(y_train, n_classes, scheme)
+    if scheme != "none":
+        raise ValueError(
+            f"Set either '{where}.training.class_weighting' or "
+            f"'{where}.loss.class_weight_power', not both."
+        )
+    balanced = class_weights_from_labels(y_train, n_classes, "balanced")
+    return balanced.pow(float(power)) * (balanced > 0)
+
+
+def _train(
+    model_factory,
+    make_loss,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    params: dict[str, Any],
+    features: dict[str, Any],
+    class_names: Sequence[str],
+    where: str,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    check_aligned(beats, windows)
+    train_set = split_tensors(beats, windows, "train", features, class_names)
+    val_set = split_tensors(beats, windows, "val", features, class_names)
+    training = TrainingParams.from_dict(
+        params.get("training"), where=f"{where}.training"
+    )
+    loss_cfg = dict(params.get("loss") or {})
+    seed_everything(training.seed)
+    model = model_factory()
+    y_train = train_set.tensors[2].numpy()
+    weights = class_weights(
+        y_train, len(class_names), training.class_weighting, loss_cfg, where
+    )
+    if weights is not None:
+        logger.info(
+            "%s class weights: %s",
+            where,
+            dict(zip(class_names, weights.tolist(), strict=True)),
+        )
+    result = fit(
+        model,
+        train_set,
+        val_set,
+        training,
+        batch_loss=make_loss(weights, loss_cfg),
+        sample_weights=balanced_sample_weights(y_train)
+        if training.weighted_sampling
+        else None,
+        checkpoint_path=params.get("checkpoint_path"),
+    )
+    return result.model, result.history
+
+
+def train_autoencoder(
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    params: dict[str, Any],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+    alpha: float,
+    beta: float,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train the LSTM autoencoder-classifier on the train split, selected on val.
+
+    Args:
+        beats: Beat table with ``split``.
+        windows: Window arrays aligned with ``beats``.
+        params: ``ecg_autoencoder.autoencoder``: ``model``, ``training`` (the core's
+            TrainingParams), ``loss`` (``focal_gamma``, ``precision``) and an
+            optional ``checkpoint_path``.
+        features: ``ecg_autoencoder.features`` (RR columns and clip).
+        label_mapping: Class name -> annotation symbols; its keys are the classes.
+        alpha: Weight of the reconstruction MSE.
+        beta: Weight of the cross-entropy.
+
+    Returns:
+        The trained model (best validation epoch) and its per-epoch history.
+    """
+    class_names = list(label_mapping)
+
+    def factory() -> nn.Module:
+        return LSTMAutoencoderClassifier(
+            seq_len=windows["windows"].shape[1],
+            n_classes=len(class_names),
+            n_rr_features=len(features.get("rr_columns", [])),
+            **params.get("model", {}),
+        )
+
+    def make_loss(weights, cfg):
+        return autoencoder_loss(
+            float(alpha), float(beta), weights,
+            float(cfg.get("focal_gamma", 0.0)), cfg.get("precision", "fp32"),
+        )  # fmt: skip
+
+    return _train(
+        factory, make_loss, beats, windows, params, features, class_names,
+        "ecg_autoencoder.autoencoder",
+    )  # fmt: skip
+
+
+def train_cnn(
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    params: dict[str, Any],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """Train the 1D-CNN baseline on the same split and inputs as the autoencoder."""
+    class_names = list(label_mapping)
+
+    def factory() -> nn.Module:
+        return CNN1DClassifier(
+            n_classes=len(class_names),
+            n_rr_features=len(features.get("rr_columns", [])),
+            **params.get("model", {}),
+        )
+
+    def make_loss(weights, cfg):
+        return classifier_loss(
+            weights, float(cfg.get("focal_gamma", 0.0)), cfg.get("precision", "fp32")
+        )
+
+    return _train(
+        factory, make_loss, beats, windows, params, features, class_names,
+        "ecg_autoencoder.cnn",
+    )  # fmt: skip
+
+
+def predict_beats(
+    model: nn.Module,
+    beats: pd.DataFrame,
+    x: np.ndarray,
+    features: dict[str, Any],
+    class_names: Sequence[str],
+) -> tuple[pd.DataFrame, np.ndarray | None, np.ndarray | None]:
+    """Class probabilities of every beat, with the autoencoder's reconstruction.
+
+    Args:
+        model: The autoencoder or the CNN.
+        beats: Beat table rows (record, sample, RR columns; label optional).
+        x: Their windows, (n, T).
+        features: ``ecg_autoencoder.features``.
+        class_names: Class order of the model's logits.
+
+    Returns:
+        ``(predictions, reconstructions (n, T) | None, latent (n, L) | None)``;
+        predictions hold record, sample, label (if known), ``predicted``,
+        ``p_<class>`` and, for the autoencoder, ``recon_error`` (MSE per beat).
+    """
+    data = TensorDataset(
+        torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
+        torch.from_numpy(rr_matrix(beats, features)),
+    )
+    is_ae = isinstance(model, LSTMAutoencoderClassifier)
+    if is_ae:
+        recon, logits, latent = predict(
+            model,
+            data,
+            device="cpu",
+            forward=lambda m, b: m(b[0], b[1], return_latent=True),
+        )
+    else:
+        (logits,) = predict(
+            model, data, device="cpu", forward=lambda m, b: m(b[0], b[1])
+        )
+        recon = latent = None
+    probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
+    keep = [c for c in ("record", "sample", "symbol", "label") if c in beats.columns]
+    out = beats[keep].reset_index(drop=True).copy()
+    out["predicted"] = np.asarray(class_names)[probs.argmax(axis=1)]
+    for i, name in enumerate(class_names):
+        out[f"p_{name}"] = probs[:, i]
+    if recon is not None:
+        out["recon_error"] = ((recon - x) ** 2).mean(axis=1)
+    return out, recon, latent
+
+
+def predict_split(
+    model: nn.Module,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+    split: str,
+) -> pd.DataFrame:
+    """Predictions for every beat of one split (see `predict_beats`)."""
+    check_aligned(beats, windows)
+    rows = np.flatnonzero(beats["split"].to_numpy() == split)
+    predictions, _, _ = predict_beats(
+        model, beats.iloc[rows], windows["windows"][rows], features, list(label_mapping)
+    )
+    return predictions
+
+
+def predict_test(
+    model: nn.Module,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+) -> pd.DataFrame:
+    """Predictions for every test beat."""
+    return predict_split(model, beats, windows, features, label_mapping, "test")
+
+
+def predict_val(
+    model: nn.Module,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+) -> pd.DataFrame:
+    """Predictions for every validation beat (the only ones to tune on)."""
+    return predict_split(model, beats, windows, features, label_mapping, "val")
+
+
+def predict_test_autoencoder(
+    model: LSTMAutoencoderClassifier,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Test predictions (see `predict_beats`) and the test beats' latent vectors.
+
+    Returns:
+        ``(predictions, latent)``; latent holds record, sample, label, z_0 .. z_{L-1}.
+    """
+    check_aligned(beats, windows)
+    rows = np.flatnonzero(beats["split"].to_numpy() == "test")
+    part = beats.iloc[rows]
+    predictions, _, latent = predict_beats(
+        model, part, windows["windows"][rows], features, list(label_mapping)
+    )
+    z = pd.DataFrame(latent, columns=[f"z_{i}" for i in range(latent.shape[1])])
+    meta = part[["record", "sample", "label"]].reset_index(drop=True)
+    return predictions, pd.concat([meta, z], axis=1)

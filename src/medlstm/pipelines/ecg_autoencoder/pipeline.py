@@ -1,0 +1,294 @@
+"""Wiring of ecg_autoencoder.
+
+training (``kedro run --pipeline=ecg_autoencoder``):
+    records -> beats + windows -> split -> LSTM autoencoder and 1D-CNN -> test
+    predictions -> metrics, figures, summary; the inference part is logged to MLflow
+    as one pyfunc model (kedro-mlflow ``pipeline_ml_factory``).
+inference (``kedro run --pipeline=ecg_autoencoder_inference``):
+    the record at ``ecg_autoencoder.inference.record_path`` -> beats -> CSV of
+    classes, probabilities and reconstruction errors.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+from kedro.pipeline import Pipeline, node
+from kedro_mlflow.pipeline import pipeline_ml_factory
+
+from medlstm.pipelines.ecg_autoencoder.inference import (
+    classifier_input,
+    classify_beats,
+    example_input,
+    load_record,
+)
+from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    predict_test,
+    predict_test_autoencoder,
+    predict_val,
+    train_autoencoder,
+    train_cnn,
+)
+from medlstm.pipelines.ecg_autoencoder.reporting import (
+    anomaly_detection,
+    autoencoder_history_outputs,
+    autoencoder_metrics_outputs,
+    cnn_history_outputs,
+    cnn_metrics_outputs,
+    evaluate,
+    latent_projection_figure,
+    reconstruction_figure,
+    summary_report,
+    validation_metrics,
+)
+from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
+
+P = "params:ecg_autoencoder"
+FEATURES = f"{P}.features"
+LABELS = f"{P}.ingestion.label_mapping"
+PACKAGE_DIR = Path(__file__).resolve().parents[2]  # src/medlstm, shipped with the model
+PYFUNC_REQUIREMENTS = [
+    f"{name}=={version(name)}"
+    for name in (
+        "torch",
+        "kedro",
+        "kedro-datasets",
+        "kedro-mlflow",
+        "mlflow",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "scikit-learn",
+        "scipy",
+        "wfdb",
+        "matplotlib",
+    )
+]
+VARIANTS = ("training", "inference")
+
+
+def _classify_node(table: str, output: str, name: str):
+    return node(
+        classify_beats,
+        ["ecg_autoencoder_model", table, FEATURES, LABELS],
+        output,
+        name=name,
+    )
+
+
+def _training() -> Pipeline:
+    ingestion = [
+        node(
+            segment_records,
+            ["ecg_raw_records", f"{P}.ingestion"],
+            ["ecg_beats", "ecg_windows", "ecg_ingestion_report"],
+            name="segment_records",
+        ),
+        node(
+            assign_splits,
+            ["ecg_beats", f"{P}.split"],
+            ["ecg_beats_split", "ecg_split_report"],
+            name="assign_splits",
+        ),
+    ]
+    inputs = ["ecg_beats_split", "ecg_windows"]
+    autoencoder = [
+        node(
+            train_autoencoder,
+            [
+                *inputs,
+                f"{P}.autoencoder",
+                FEATURES,
+                LABELS,
+                "params:alpha",
+                "params:beta",
+            ],
+            ["ecg_autoencoder_model", "ecg_autoencoder_history"],
+            name="train_autoencoder",
+        ),
+        node(
+            autoencoder_history_outputs,
+            "ecg_autoencoder_history",
+            ["ecg_autoencoder_history_metrics", "ecg_autoencoder_training_curves"],
+            name="autoencoder_history_outputs",
+        ),
+        node(
+            predict_test_autoencoder,
+            ["ecg_autoencoder_model", *inputs, FEATURES, LABELS],
+            ["ecg_autoencoder_test_predictions", "ecg_autoencoder_test_latent"],
+            name="predict_test_autoencoder",
+        ),
+        node(
+            evaluate,
+            ["ecg_autoencoder_test_predictions", LABELS],
+            "ecg_autoencoder_test_metrics",
+            name="evaluate_autoencoder",
+        ),
+        node(
+            autoencoder_metrics_outputs,
+            "ecg_autoencoder_test_metrics",
+            ["ecg_autoencoder_test_mlflow_metrics", "ecg_autoencoder_confusion_matrix"],
+            name="autoencoder_metrics_outputs",
+        ),
+        node(
+            reconstruction_figure,
+            ["ecg_autoencoder_model", *inputs, FEATURES, LABELS, f"{P}.reporting"],
+            "ecg_autoencoder_reconstructions",
+            name="reconstruction_figure",
+        ),
+        node(
+            anomaly_detection,
+            ["ecg_autoencoder_test_predictions", f"{P}.reporting.normal_class"],
+            [
+                "ecg_anomaly_report",
+                "ecg_anomaly_mlflow_metrics",
+                "ecg_reconstruction_error_figure",
+            ],
+            name="anomaly_detection",
+        ),
+        node(
+            latent_projection_figure,
+            ["ecg_autoencoder_test_latent", f"{P}.reporting"],
+            "ecg_latent_projection",
+            name="latent_projection_figure",
+        ),
+    ]
+    validation = [
+        node(
+            predict_val,
+            [f"ecg_{model}_model", *inputs, FEATURES, LABELS],
+            f"ecg_{model}_val_predictions",
+            name=f"predict_val_{model}",
+        )
+        for model in ("autoencoder", "cnn")
+    ] + [
+        node(
+            validation_metrics,
+            [f"ecg_{model}_val_predictions", LABELS],
+            [f"ecg_{model}_val_metrics", f"ecg_{model}_val_mlflow_metrics"],
+            name=f"evaluate_val_{model}",
+        )
+        for model in ("autoencoder", "cnn")
+    ]
+    cnn = [
+        node(
+            train_cnn,
+            [*inputs, f"{P}.cnn", FEATURES, LABELS],
+            ["ecg_cnn_model", "ecg_cnn_history"],
+            name="train_cnn",
+        ),
+        node(
+            cnn_history_outputs,
+            "ecg_cnn_history",
+            ["ecg_cnn_history_metrics", "ecg_cnn_training_curves"],
+            name="cnn_history_outputs",
+        ),
+        node(
+            predict_test,
+            ["ecg_cnn_model", *inputs, FEATURES, LABELS],
+            "ecg_cnn_test_predictions",
+            name="predict_test_cnn",
+        ),
+        node(
+            evaluate,
+            ["ecg_cnn_test_predictions", LABELS],
+            "ecg_cnn_test_metrics",
+            name="evaluate_cnn",
+        ),
+        node(
+            cnn_metrics_outputs,
+            "ecg_cnn_test_metrics",
+            ["ecg_cnn_test_mlflow_metrics", "ecg_cnn_confusion_matrix"],
+            name="cnn_metrics_outputs",
+        ),
+    ]
+    reports = [
+        node(
+            summary_report,
+            [
+                "ecg_ingestion_report",
+                "ecg_split_report",
+                "ecg_autoencoder_test_metrics",
+                "ecg_cnn_test_metrics",
+                "ecg_anomaly_report",
+                LABELS,
+                "ecg_autoencoder_val_metrics",
+                "ecg_cnn_val_metrics",
+            ],
+            "ecg_summary",
+            name="summary_report",
+        ),
+        node(
+            example_input,
+            [*inputs, FEATURES, f"{P}.inference.example_beats"],
+            "ecg_beats_to_classify",
+            name="example_classifier_input",
+        ),
+    ]
+    return Pipeline(ingestion + autoencoder + cnn + validation + reports)
+
+
+def _record_inference() -> Pipeline:
+    return Pipeline(
+        [
+            node(
+                load_record,
+                [f"{P}.inference.record_path", f"{P}.inference.annotation"],
+                "ecg_inference_record",
+                name="load_inference_record",
+            ),
+            node(
+                segment_records,
+                ["ecg_inference_record", f"{P}.ingestion"],
+                [
+                    "ecg_inference_beats",
+                    "ecg_inference_windows",
+                    "ecg_inference_ingestion_report",
+                ],
+                name="segment_inference_record",
+            ),
+            node(
+                classifier_input,
+                ["ecg_inference_beats", "ecg_inference_windows", FEATURES],
+                "ecg_inference_table",
+                name="inference_classifier_input",
+            ),
+            _classify_node(
+                "ecg_inference_table", "ecg_inference_predictions", "classify_record"
+            ),
+        ]
+    )
+
+
+def create_pipeline(variant: str = "training") -> Pipeline:
+    """The training pipeline (with its pyfunc model) or the record inference pipeline.
+
+    Args:
+        variant: ``"training"`` for ``ecg_autoencoder`` or ``"inference"`` for
+            ``ecg_autoencoder_inference``.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(
+            f"ecg_autoencoder variant must be one of {VARIANTS}, got {variant!r}."
+        )
+    if variant == "inference":
+        return _record_inference()
+    return pipeline_ml_factory(
+        training=_training(),
+        inference=Pipeline(
+            [
+                _classify_node(
+                    "ecg_beats_to_classify", "ecg_pyfunc_predictions", "classify_beats"
+                )
+            ]
+        ),
+        input_name="ecg_beats_to_classify",
+        log_model_kwargs={
+            "name": "ecg_autoencoder_pyfunc",
+            "signature": "auto",
+            "code_paths": [str(PACKAGE_DIR)],
+            "pip_requirements": PYFUNC_REQUIREMENTS,
+        },
+    )

@@ -1,0 +1,341 @@
+"""Metrics, figures and the Markdown summary; all go through the catalog to MLflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from medlstm.core.evaluation import (
+    classification_metrics,
+    confusion_matrix_figure,
+    confusion_matrix_markdown,
+    history_to_mlflow,
+    markdown_report,
+    metrics_table_markdown,
+    summary_to_mlflow,
+    training_curves_figure,
+)
+from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
+
+OPTIMISTIC_NOTE = (
+    "**Optimistic estimate:** the intra-patient split puts beats of the same patients "
+    "in training and test, so these figures overstate performance on new patients."
+)
+
+
+def history_outputs(
+    history: list[dict[str, float]], model_name: str
+) -> tuple[dict[str, list[dict]], plt.Figure]:
+    """Per-epoch MLflow metrics (step = epoch; the catalog adds the prefix) and curves."""
+    return (
+        history_to_mlflow(history),
+        training_curves_figure(history, title=f"{model_name}: training curves"),
+    )
+
+
+def autoencoder_history_outputs(
+    history: list[dict[str, float]],
+) -> tuple[dict[str, list[dict]], plt.Figure]:
+    """`history_outputs` of the autoencoder."""
+    return history_outputs(history, "autoencoder")
+
+
+def cnn_history_outputs(
+    history: list[dict[str, float]],
+) -> tuple[dict[str, list[dict]], plt.Figure]:
+    """`history_outputs` of the CNN baseline."""
+    return history_outputs(history, "cnn")
+
+
+def evaluate(
+    predictions: pd.DataFrame, label_mapping: dict[str, list[str]]
+) -> dict[str, Any]:
+    """Per-class Se / +P / specificity / F1 / support, accuracy, macro F1, confusion."""
+    class_names = list(label_mapping)
+    index = {c: i for i, c in enumerate(class_names)}
+    scores = predictions[[f"p_{c}" for c in class_names]].to_numpy()
+    return classification_metrics(
+        predictions["label"].map(index).to_numpy(),
+        predictions["predicted"].map(index).to_numpy(),
+        class_names,
+        y_score=scores,
+    )
+
+
+def validation_metrics(
+    predictions: pd.DataFrame, label_mapping: dict[str, list[str]]
+) -> tuple[dict[str, Any], dict[str, dict]]:
+    """Validation metrics (JSON) and their MLflow form; tuning looks at these only."""
+    metrics = evaluate(predictions, label_mapping)
+    return metrics, summary_to_mlflow(metrics)
+
+
+def metrics_outputs(
+    metrics: dict[str, Any], model_name: str
+) -> tuple[dict[str, dict], plt.Figure]:
+    """Final test metrics for MLflow (the catalog adds the prefix) and the confusion matrix."""
+    return (
+        summary_to_mlflow(metrics),
+        confusion_matrix_figure(metrics, title=f"{model_name}: test confusion matrix"),
+    )
+
+
+def autoencoder_metrics_outputs(
+    metrics: dict[str, Any],
+) -> tuple[dict[str, dict], plt.Figure]:
+    """`metrics_outputs` of the autoencoder."""
+    return metrics_outputs(metrics, "autoencoder")
+
+
+def cnn_metrics_outputs(metrics: dict[str, Any]) -> tuple[dict[str, dict], plt.Figure]:
+    """`metrics_outputs` of the CNN baseline."""
+    return metrics_outputs(metrics, "cnn")
+
+
+def reconstruction_figure(
+    model: LSTMAutoencoderClassifier,
+    beats: pd.DataFrame,
+    windows: dict[str, np.ndarray],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+    params: dict[str, Any],
+) -> plt.Figure:
+    """Original vs reconstructed test beats, a row per class present in the test set."""
+    check_aligned(beats, windows)
+    n = int(params.get("examples_per_class", 4))
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    test = np.flatnonzero(beats["split"].to_numpy() == "test")
+    labels = beats["label"].to_numpy()[test]
+    classes = [c for c in label_mapping if (labels == c).any()]
+    fig, axes = plt.subplots(
+        len(classes),
+        n,
+        figsize=(2.6 * n, 1.9 * len(classes)),
+        squeeze=False,
+        sharex=True,
+    )
+    for row, name in enumerate(classes):
+        members = test[labels == name]
+        picked = np.sort(rng.choice(members, size=min(n, len(members)), replace=False))
+        x = windows["windows"][picked]
+        out, recon, _ = predict_beats(
+            model, beats.iloc[picked], x, features, list(label_mapping)
+        )
+        for col in range(n):
+            ax = axes[row, col]
+            if col >= len(picked):
+                ax.axis("off")
+                continue
+            ax.plot(x[col], color="black", linewidth=1.0, label="original")
+            ax.plot(recon[col], color="tab:red", linewidth=1.0, label="reconstruction")
+            ax.set_title(
+                f"{name} | {out['record'][col]}:{out['sample'][col]} -> "
+                f"{out['predicted'][col]}",
+                fontsize=7,
+            )
+            ax.tick_params(labelsize=6)
+        axes[row, 0].set_ylabel(name)
+    axes[0, 0].legend(fontsize=6, loc="upper right")
+    fig.suptitle("Test beats: original (black) vs reconstruction (red)")
+    fig.tight_layout()
+    return fig
+
+
+def anomaly_detection(
+    predictions: pd.DataFrame, normal_class: str = "N"
+) -> tuple[dict[str, Any], dict[str, dict], plt.Figure]:
+    """Reconstruction error as an anomaly score: per-class distribution and ROC-AUC.
+
+    Abnormal means any class other than ``normal_class``. The autoencoder is also
+    trained on abnormal beats, so this measures how much morphology the latent code
+    keeps per class, not a one-class detector.
+
+    Returns:
+        The report (per-class error statistics, ROC-AUC), the ROC-AUC as an MLflow
+        metric, and the figure.
+    """
+    error = predictions["recon_error"].to_numpy()
+    abnormal = (predictions["label"] != normal_class).to_numpy()
+    per_class = {
+        str(label): {
+            "mean": float(group.mean()),
+            "median": float(group.median()),
+            "n": len(group),
+        }
+        for label, group in predictions.groupby("label", sort=True)["recon_error"]
+    }
+    report: dict[str, Any] = {"normal_class": normal_class, "per_class": per_class}
+    fig, (ax_hist, ax_roc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    bins = np.geomspace(max(error.min(), 1e-6), max(error.max(), 1e-5), 50)
+    for label, group in predictions.groupby("label", sort=True)["recon_error"]:
+        ax_hist.hist(
+            group,
+            bins=bins,
+            histtype="step",
+            density=True,
+            label=f"{label} ({len(group)})",
+        )
+    ax_hist.set_xscale("log")
+    ax_hist.set_xlabel("reconstruction error (MSE per beat)")
+    ax_hist.set_ylabel("density")
+    ax_hist.legend(fontsize=7)
+    if 0 < abnormal.sum() < len(abnormal):
+        report["roc_auc_abnormal_vs_normal"] = float(roc_auc_score(abnormal, error))
+        fpr, tpr, _ = roc_curve(abnormal, error)
+        ax_roc.plot(fpr, tpr, label=f"AUC {report['roc_auc_abnormal_vs_normal']:.3f}")
+        ax_roc.legend()
+    else:
+        report["roc_auc_abnormal_vs_normal"] = None
+        ax_roc.text(0.5, 0.5, "undefined: one group only", ha="center")
+    ax_roc.plot([0, 1], [0, 1], ":", color="grey")
+    ax_roc.set_xlabel("false positive rate")
+    ax_roc.set_ylabel("true positive rate")
+    ax_roc.set_title(f"abnormal vs {normal_class} by reconstruction error")
+    fig.tight_layout()
+    auc = report["roc_auc_abnormal_vs_normal"]
+    metrics = {} if auc is None else {"anomaly_roc_auc": {"value": auc, "step": 0}}
+    return report, metrics, fig
+
+
+def latent_projection_figure(
+    latent: pd.DataFrame, params: dict[str, Any]
+) -> plt.Figure:
+    """PCA of the test beats' latent vectors onto 2-D, coloured by class."""
+    z_cols = [c for c in latent.columns if c.startswith("z_")]
+    max_points = int(params.get("projection_max_points", 20000))
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    shown = latent
+    if len(latent) > max_points:
+        shown = latent.iloc[np.sort(rng.choice(len(latent), max_points, replace=False))]
+    xy = PCA(n_components=2, random_state=0).fit_transform(shown[z_cols].to_numpy())
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    # Common classes first, so rare ones are drawn on top and stay visible.
+    for label in shown["label"].value_counts().index:
+        mask = (shown["label"] == label).to_numpy()
+        ax.scatter(
+            xy[mask, 0], xy[mask, 1], s=4, alpha=0.6, label=f"{label} ({mask.sum()})"
+        )
+    ax.set_xlabel("PC 1")
+    ax.set_ylabel("PC 2")
+    ax.set_title("Latent vectors of the test beats (PCA)")
+    ax.legend(markerscale=3, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _counts_table(split_report: dict[str, Any], class_names: list[str]) -> str:
+    lines = [
+        "| part | records | " + " | ".join(class_names) + " | total |",
+        "|---|---:|" + "---:|" * (len(class_names) + 1),
+    ]
+    for part in ("train", "train_unused", "val", "test", "excluded"):
+        counts = split_report["beats"].get(part, {})
+        if part == "train_unused" and not counts:
+            continue
+        cells = [str(counts.get(c, 0)) for c in class_names]
+        n_records = len(split_report["records"].get(part, []))
+        lines.append(
+            f"| {part} | {n_records if part != 'train_unused' else '-'} | "
+            + " | ".join(cells)
+            + f" | {sum(counts.values())} |"
+        )
+    return "\n".join(lines)
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    pc = metrics["per_class"]
+    parts = [
+        f"accuracy {metrics['accuracy']:.3f}",
+        f"macro F1 {metrics['macro_f1']:.3f}",
+    ]
+    parts += [
+        f"{c} Se {pc[c]['recall']:.3f} / +P {pc[c]['precision']:.3f}"
+        for c in ("S", "V")
+        if c in pc
+    ]
+    return ", ".join(parts)
+
+
+def summary_report(
+    ingestion_report: dict[str, Any],
+    split_report: dict[str, Any],
+    autoencoder_metrics: dict[str, Any],
+    cnn_metrics: dict[str, Any],
+    anomaly: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+    autoencoder_val: dict[str, Any],
+    cnn_val: dict[str, Any],
+) -> str:
+    """Markdown summary: split, records and beat counts, AAMI tables of both models,
+    and the validation figures the models were selected on."""
+    class_names = list(label_mapping)
+    scheme = split_report["scheme"]
+    split_lines = [
+        f"Scheme **{scheme}** "
+        + (
+            "(patient-wise: no record in two parts, checked)."
+            if split_report["patient_wise"]
+            else ""
+        ),
+    ]
+    if split_report["optimistic"]:
+        split_lines.insert(0, OPTIMISTIC_NOTE + "\n")
+    else:
+        for part in ("train", "val", "test", "excluded"):
+            records = split_report["records"].get(part, [])
+            split_lines.append(
+                f"- {part} ({len(records)}): {', '.join(records) or '-'}"
+            )
+    split_lines += ["", _counts_table(split_report, class_names)]
+
+    totals = ingestion_report["totals"]
+    ingestion = (
+        f"{ingestion_report['n_beats']} beats kept ({ingestion_report['window_samples']}-sample "
+        f"windows at {ingestion_report['target_fs']:g} Hz). Dropped: "
+        f"{totals.get('dropped_edge', 0)} too close to a record edge, "
+        f"{totals.get('dropped_no_rr', 0)} without a neighbouring beat, "
+        f"{totals.get('dropped_nan', 0)} with invalid samples; "
+        f"{totals.get('skipped_unknown_symbol', 0)} unknown symbols skipped. "
+        f"Skipped records: {ingestion_report['skipped_records'] or 'none'}."
+    )
+    auc = anomaly.get("roc_auc_abnormal_vs_normal")
+    anomaly_text = (
+        f"ROC-AUC of the reconstruction error, abnormal vs {anomaly['normal_class']}: "
+        + (f"**{auc:.3f}**" if auc is not None else "undefined")
+        + "\n\n| class | mean error | median error | n |\n|---|---:|---:|---:|\n"
+        + "\n".join(
+            f"| {c} | {v['mean']:.4g} | {v['median']:.4g} | {v['n']} |"
+            for c, v in anomaly["per_class"].items()
+        )
+    )
+    title = "ECG beat classification (AAMI EC57 classes)"
+    if split_report["optimistic"]:
+        title += " - OPTIMISTIC intra-patient split"
+    sections = [
+        ("Split", "\n".join(split_lines)),
+        ("Ingestion", ingestion),
+        (
+            "LSTM autoencoder-classifier (test)",
+            metrics_table_markdown(autoencoder_metrics)
+            + "\n\n"
+            + confusion_matrix_markdown(autoencoder_metrics),
+        ),
+        (
+            "1D-CNN baseline (test)",
+            metrics_table_markdown(cnn_metrics)
+            + "\n\n"
+            + confusion_matrix_markdown(cnn_metrics),
+        ),
+        ("Anomaly detection by reconstruction error (test)", anomaly_text),
+        (
+            "Validation (model selection; the test set was not used for choices)",
+            f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}",
+        ),
+    ]
+    return markdown_report(title, sections)

@@ -1,0 +1,155 @@
+"""Augmentation and the training node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medlstm.models.brain_bilstm import BrainBiLSTM
+from medlstm.pipelines.brain_tumor_bilstm.training import (
+    SliceDataset,
+    augment_batch,
+    bf16_loss,
+    check_augmentation,
+    checkpoint_path,
+    train_classifier,
+)
+from tests.pipelines.brain_tumor_bilstm.factories import slice_image
+
+NONE = check_augmentation({"enabled": True})
+
+
+def test_no_transform_is_the_identity():
+    images = torch.rand(4, 16, 16)
+    assert torch.allclose(augment_batch(images, NONE), images, atol=1e-5)
+
+
+def test_certain_flip_mirrors_every_image():
+    images = torch.rand(4, 16, 16)
+    flipped = augment_batch(images, NONE | {"hflip_probability": 1.0})
+    assert torch.allclose(flipped, images.flip(-1), atol=1e-5)
+
+
+def test_rotation_and_zoom_change_images_but_keep_range_and_shape():
+    torch.manual_seed(0)
+    images = torch.from_numpy(
+        np.stack([slice_image(i, 32) for i in range(8)]) / 255.0
+    ).float()
+    out = augment_batch(
+        images,
+        NONE
+        | {"rotation_degrees": 15, "zoom": 0.2, "brightness": 0.1, "contrast": 0.1},
+    )
+    assert out.shape == images.shape
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert (out - images).abs().mean(dim=(1, 2)).min() > 1e-3  # each image changed
+
+
+def test_augmentation_repeats_under_the_same_seed():
+    images = torch.rand(4, 16, 16)
+    settings = NONE | {"hflip_probability": 0.5, "rotation_degrees": 10, "zoom": 0.1}
+    torch.manual_seed(3)
+    a = augment_batch(images, settings)
+    torch.manual_seed(3)
+    assert torch.equal(a, augment_batch(images, settings))
+
+
+def test_augmentation_parameters_are_checked():
+    with pytest.raises(ValueError, match="Unknown"):
+        check_augmentation({"enabled": True, "rotate": 10})
+    with pytest.raises(ValueError, match="out of range"):
+        check_augmentation({"enabled": True, "zoom": 2.0})
+
+
+def test_dataset_fetches_whole_batches_and_augments_only_when_enabled():
+    images, labels = np.random.rand(6, 8, 8).astype(np.float32), np.arange(6) % 2
+    plain = SliceDataset(images, labels, NONE | {"enabled": False})
+    batch = plain.__getitems__([4, 1])
+    assert [int(y) for _, y in batch] == [0, 1]
+    assert torch.equal(batch[0][0], torch.from_numpy(images[4]))
+    flips = SliceDataset(images, labels, NONE | {"hflip_probability": 1.0})
+    assert torch.allclose(flips[2][0], torch.from_numpy(images[2]).flip(-1), atol=1e-5)
+
+
+def _toy_subsets(n_per_class: int = 12) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    labels = np.repeat(np.arange(4), n_per_class)
+    images = np.stack([slice_image(i, 16, k) for i, k in enumerate(labels)]) / 255.0
+    subset = np.where(np.arange(len(labels)) % n_per_class < 3, "val", "train")
+    index = pd.DataFrame({"label": labels, "subset": subset})
+    return {"images": images.astype(np.float32)}, index
+
+
+def test_training_node_returns_best_model_history_and_summary(tmp_path, params):
+    images, subsets = _toy_subsets()
+    training = params["training"] | {"epochs": 2, "show_progress": False}
+    small = {"lstm1_units": 8, "dense_units": 8, "lstm2_units": 8, "head_units": 8}
+    runtime = {"checkpoint_path": str(tmp_path / "ckpt.pt"), "torch_threads": 1}
+    model, logged, history, summary = train_classifier(
+        images,
+        subsets,
+        params["data"],
+        params["model"] | small,
+        training,
+        params["augmentation"],
+        runtime,
+    )
+    assert isinstance(model, BrainBiLSTM) and model.image_size == 16
+    assert [r["epoch"] for r in history] == [1, 2]
+    assert [m["step"] for m in logged["val_loss"]] == [1, 2]
+    assert summary["n_train"] == 36 and summary["n_val"] == 12
+    assert 1 <= summary["best_epoch"] <= 2
+    assert 0 < summary["seconds_to_best_epoch"] <= summary["seconds_total"]
+    assert summary["torch_threads"] == 1
+    assert summary["best_checkpoint"].startswith(str(tmp_path / "ckpt-"))
+    assert Path(summary["best_checkpoint"]).exists()
+
+
+def test_checkpoint_name_depends_on_settings_the_core_does_not_fingerprint():
+    a = checkpoint_path("data/ckpt.pt", {"zoom": 0.1})
+    assert a == checkpoint_path("data/ckpt.pt", {"zoom": 0.1})
+    assert a != checkpoint_path("data/ckpt.pt", {"zoom": 0.2})
+    assert a.parent == Path("data") and a.suffix == ".pt"
+    assert checkpoint_path(None, {}) is None
+
+
+def test_training_rejects_unknown_training_keys(params):
+    images, subsets = _toy_subsets(4)
+    with pytest.raises(ValueError, match="brain_tumor_bilstm.training.epochz"):
+        train_classifier(
+            images,
+            subsets,
+            params["data"],
+            params["model"],
+            params["training"] | {"epochz": 1},
+            params["augmentation"],
+            {"checkpoint_path": None, "torch_threads": None},
+        )
+
+
+def test_bf16_loss_gives_float32_loss_and_logits():
+    model = BrainBiLSTM(
+        image_size=16, lstm1_units=8, dense_units=8, lstm2_units=8, head_units=8
+    )
+    batch = (torch.rand(4, 16, 16), torch.tensor([0, 1, 2, 3]))
+    out = bf16_loss(0.1)(model, batch)
+    assert out.loss.dtype == out.logits.dtype == torch.float32
+    out.loss.backward()
+    assert model.lstm1.weight_ih_l0.grad is not None
+
+
+def test_bf16_with_class_weighting_is_refused(params):
+    images, subsets = _toy_subsets(4)
+    with pytest.raises(ValueError, match="bf16_autocast does not support"):
+        train_classifier(
+            images,
+            subsets,
+            params["data"],
+            params["model"],
+            params["training"] | {"class_weighting": "balanced"},
+            params["augmentation"],
+            {"checkpoint_path": None, "bf16_autocast": True},
+        )

@@ -1,0 +1,70 @@
+"""Record inference and the pyfunc input table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.pipelines.ecg_autoencoder.inference import (
+    classifier_input,
+    classify_beats,
+    example_input,
+    load_record,
+)
+from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+from tests.pipelines.ecg_autoencoder.conftest import make_record
+from tests.pipelines.ecg_autoencoder.test_wfdb_excerpt import EXCERPT
+
+
+@pytest.fixture
+def segmented(params):
+    params["ingestion"].update(samples_before=24, samples_after=40, target_fs=100)
+    record = make_record(fs=100.0, seconds=10.0, symbols=["N", "V"])
+    beats, windows, _ = segment_records({"900": record}, params["ingestion"])
+    return beats, windows
+
+
+def test_classifier_input_has_rr_and_window_columns(segmented, params):
+    beats, windows = segmented
+    table = classifier_input(beats, windows, params["features"])
+    assert list(table.columns[:6]) == [
+        "record",
+        "sample",
+        *params["features"]["rr_columns"],
+    ]
+    assert table.columns[6] == "w000" and table.columns[-1] == "w063"
+    np.testing.assert_array_equal(
+        table.filter(like="w0").to_numpy(), windows["windows"]
+    )
+
+
+def test_classify_beats_matches_direct_prediction(segmented, params):
+    beats, windows = segmented
+    mapping = params["ingestion"]["label_mapping"]
+    model = LSTMAutoencoderClassifier(
+        seq_len=64, n_rr_features=4, hidden_size=8, latent_size=4
+    ).eval()
+    table = classifier_input(beats, windows, params["features"])
+
+    out = classify_beats(model, table, params["features"], mapping)
+    direct, _, _ = predict_beats(
+        model, beats, windows["windows"], params["features"], list(mapping)
+    )
+    np.testing.assert_allclose(out["recon_error"], direct["recon_error"], rtol=1e-5)
+    assert out["predicted"].tolist() == direct["predicted"].tolist()
+    with pytest.raises(ValueError, match="no window columns"):
+        classify_beats(model, table[["record", "sample"]], params["features"], mapping)
+
+
+def test_example_input_takes_test_beats_only(segmented, params):
+    beats, windows = segmented
+    beats["split"] = ["train"] * 3 + ["test"] * (len(beats) - 3)
+    table = example_input(beats, windows, params["features"], 2)
+    assert table["sample"].tolist() == beats["sample"].tolist()[3:5]
+
+
+def test_load_record_reads_one_record_by_path():
+    records = load_record(str(EXCERPT / "100"))
+    assert list(records) == ["100"]

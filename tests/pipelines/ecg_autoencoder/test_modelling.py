@@ -1,0 +1,206 @@
+"""Model inputs, losses, training through the shared core, prediction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.nn import functional as F
+
+from medlstm.models.cnn1d import CNN1DClassifier
+from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    autoencoder_loss,
+    check_aligned,
+    class_weights,
+    focal_cross_entropy,
+    label_indices,
+    predict_test,
+    predict_test_autoencoder,
+    rr_matrix,
+    train_autoencoder,
+    train_cnn,
+)
+from tests.pipelines.ecg_autoencoder.conftest import make_record
+
+TINY_TRAINING = {
+    "epochs": 2,
+    "batch_size": 16,
+    "lr": 0.005,
+    "class_weighting": "balanced",
+    "monitor": "val_macro_f1",
+    "monitor_mode": "max",
+    "seed": 7,
+    "show_progress": False,
+}
+
+
+@pytest.fixture
+def tiny_data(params):
+    """Beats from synthetic records (N and wide V beats), split by record."""
+    params["ingestion"].update(samples_before=24, samples_after=40, target_fs=100)
+    records = {
+        rid: make_record(rid, fs=100.0, seconds=12.0, symbols=["N", "N", "V"])
+        for rid in ("900", "901", "902")
+    }
+    beats, windows, _ = segment_records(records, params["ingestion"])
+    beats["split"] = beats["record"].map({"900": "train", "901": "val", "902": "test"})
+    return beats, windows
+
+
+@pytest.fixture
+def ae_params():
+    return {
+        "model": {"hidden_size": 8, "latent_size": 4, "head_hidden": 8},
+        "training": dict(TINY_TRAINING),
+        "loss": {"focal_gamma": 0.0, "precision": "fp32"},
+    }
+
+
+def test_focal_loss_with_gamma_zero_is_weighted_cross_entropy():
+    torch.manual_seed(0)
+    logits, y = torch.randn(10, 3), torch.randint(0, 3, (10,))
+    w = torch.tensor([0.5, 2.0, 1.0])
+    torch.testing.assert_close(
+        focal_cross_entropy(logits, y, w), F.cross_entropy(logits, y, weight=w)
+    )
+    assert focal_cross_entropy(logits, y, w, gamma=2.0) < F.cross_entropy(
+        logits, y, weight=w
+    )
+
+
+def test_autoencoder_loss_weights_mse_and_cross_entropy():
+    torch.manual_seed(0)
+    model = LSTMAutoencoderClassifier(
+        seq_len=8,
+        n_classes=2,
+        n_rr_features=1,
+        hidden_size=4,
+        latent_size=2,
+        head_hidden=4,
+    )
+    model.eval()  # no dropout, so both forward passes agree
+    batch = (torch.randn(4, 8), torch.rand(4, 1), torch.tensor([0, 1, 0, 1]))
+    recon, logits = model(batch[0], batch[1])
+    mse, ce = F.mse_loss(recon, batch[0]), F.cross_entropy(logits, batch[2])
+
+    out = autoencoder_loss(2.0, 0.5)(model, batch)
+    torch.testing.assert_close(out.loss, 2.0 * mse + 0.5 * ce)
+    torch.testing.assert_close(autoencoder_loss(0.0, 1.0)(model, batch).loss, ce)
+    assert out.logits.shape == (4, 2)
+    with pytest.raises(ValueError, match="alpha and beta"):
+        autoencoder_loss(0.0, 0.0)
+
+
+def test_class_weight_power_interpolates_between_schemes():
+    y = np.array([0] * 90 + [1] * 10)
+    sqrt = class_weights(y, 3, "sqrt_balanced", {}, "x")
+    half = class_weights(y, 3, "none", {"class_weight_power": 0.5}, "x")
+    torch.testing.assert_close(half, sqrt)
+    full = class_weights(y, 3, "none", {"class_weight_power": 1.0}, "x")
+    assert full[1] / full[0] == pytest.approx(9.0)
+    assert full[2] == 0.0  # absent class
+    with pytest.raises(ValueError, match="not both"):
+        class_weights(y, 3, "balanced", {"class_weight_power": 1.0}, "x")
+
+
+def test_rr_matrix_clips_and_checks_columns():
+    beats = pd.DataFrame({"a": [0.5, 50.0], "b": [1.0, 1.0]})
+    x = rr_matrix(beats, {"rr_columns": ["a", "b"], "rr_clip": 5.0})
+    np.testing.assert_array_equal(x, [[0.5, 1.0], [5.0, 1.0]])
+    assert x.dtype == np.float32 and x.flags.writeable
+    with pytest.raises(ValueError, match=r"\['c'\] are not in the beat table"):
+        rr_matrix(beats, {"rr_columns": ["c"]})
+
+
+def test_label_indices_refuses_unknown_labels():
+    np.testing.assert_array_equal(
+        label_indices(pd.Series(["V", "N"]), ["N", "V"]), [1, 0]
+    )
+    with pytest.raises(ValueError, match=r"\['X'\]"):
+        label_indices(pd.Series(["X"]), ["N", "V"])
+
+
+def test_misaligned_windows_are_an_error(tiny_data):
+    beats, windows = tiny_data
+    shuffled = {**windows, "sample": windows["sample"][::-1].copy()}
+    with pytest.raises(ValueError, match="do not describe the same beats"):
+        check_aligned(beats, shuffled)
+
+
+def test_autoencoder_trains_deterministically(tiny_data, ae_params, params):
+    beats, windows = tiny_data
+    args = (
+        beats,
+        windows,
+        ae_params,
+        params["features"],
+        params["ingestion"]["label_mapping"],
+        1.0,
+        1.0,
+    )
+    model, history = train_autoencoder(*args)
+    _, history_again = train_autoencoder(*args)
+
+    assert isinstance(model, LSTMAutoencoderClassifier)
+    assert model.config["seq_len"] == 64 and model.config["n_rr_features"] == 4
+    assert len(history) == 2 and {"train_loss", "val_loss", "val_macro_f1"} <= set(
+        history[0]
+    )
+    assert [h["train_loss"] for h in history] == [
+        h["train_loss"] for h in history_again
+    ]
+
+
+def test_oversampling_and_bf16_run(tiny_data, ae_params, params):
+    beats, windows = tiny_data
+    ae_params["training"].update(weighted_sampling=True, epochs=1)
+    ae_params["loss"].update(precision="bf16", focal_gamma=2.0)
+    _, history = train_autoencoder(
+        beats,
+        windows,
+        ae_params,
+        params["features"],
+        params["ingestion"]["label_mapping"],
+        1.0,
+        1.0,
+    )
+    assert np.isfinite(history[0]["train_loss"])
+
+
+def test_cnn_trains_and_predicts_the_test_split(tiny_data, params):
+    beats, windows = tiny_data
+    cnn = {"model": {"channels": [4, 8]}, "training": dict(TINY_TRAINING, epochs=3)}
+    mapping = params["ingestion"]["label_mapping"]
+    model, _ = train_cnn(beats, windows, cnn, params["features"], mapping)
+    assert isinstance(model, CNN1DClassifier)
+
+    predictions = predict_test(model, beats, windows, params["features"], mapping)
+    test = beats[beats["split"] == "test"]
+    assert predictions["sample"].tolist() == test["sample"].tolist()
+    assert set(predictions["predicted"]) <= set(mapping)
+    probs = predictions[[f"p_{c}" for c in mapping]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert "recon_error" not in predictions
+
+
+def test_autoencoder_test_predictions_and_latent(tiny_data, ae_params, params):
+    beats, windows = tiny_data
+    mapping = params["ingestion"]["label_mapping"]
+    ae_params["training"]["epochs"] = 1
+    model, _ = train_autoencoder(
+        beats, windows, ae_params, params["features"], mapping, 1.0, 1.0
+    )
+
+    predictions, latent = predict_test_autoencoder(
+        model, beats, windows, params["features"], mapping
+    )
+    n_test = int((beats["split"] == "test").sum())
+    assert len(predictions) == len(latent) == n_test
+    assert (predictions["recon_error"] >= 0).all()
+    assert [c for c in latent.columns if c.startswith("z_")] == [
+        f"z_{i}" for i in range(4)
+    ]
+    assert latent["label"].tolist() == predictions["label"].tolist()

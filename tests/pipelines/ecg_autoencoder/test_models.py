@@ -1,0 +1,87 @@
+"""The two architectures: shapes, input checks, safe save/load round trip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from medlstm.core.persistence import load_model, save_model
+from medlstm.models.cnn1d import CNN1DClassifier
+from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+
+
+def small_autoencoder(**overrides) -> LSTMAutoencoderClassifier:
+    config = {"seq_len": 32, "n_classes": 5, "n_rr_features": 4, "hidden_size": 16}
+    config |= {"latent_size": 8, "head_hidden": 8} | overrides
+    return LSTMAutoencoderClassifier(**config)
+
+
+def test_autoencoder_shapes():
+    torch.manual_seed(0)
+    model = small_autoencoder().eval()
+    x, rr = torch.randn(3, 32), torch.rand(3, 4)
+
+    recon, logits = model(x, rr)
+    assert recon.shape == (3, 32) and logits.shape == (3, 5)
+    recon2, logits2, z = model(x, rr, return_latent=True)
+    assert z.shape == (3, 8)
+    torch.testing.assert_close(recon, recon2)
+    torch.testing.assert_close(model.encode(x), z)
+
+
+def test_rr_features_change_the_logits_but_not_the_reconstruction():
+    torch.manual_seed(0)
+    model = small_autoencoder().eval()
+    x = torch.randn(2, 32)
+    recon_a, logits_a = model(x, torch.zeros(2, 4))
+    recon_b, logits_b = model(x, torch.ones(2, 4))
+    torch.testing.assert_close(recon_a, recon_b)
+    assert not torch.allclose(logits_a, logits_b)
+
+
+def test_autoencoder_input_checks():
+    model = small_autoencoder()
+    with pytest.raises(ValueError, match="takes 4 RR features, got None"):
+        model(torch.randn(2, 32))
+    with pytest.raises(ValueError, match="Expected beats of 32 samples, got 30"):
+        model(torch.randn(2, 30), torch.rand(2, 4))
+    with pytest.raises(ValueError, match=">= 1"):
+        small_autoencoder(latent_size=0)
+
+
+def test_autoencoder_without_rr_features():
+    model = small_autoencoder(n_rr_features=0)
+    _, logits = model(torch.randn(2, 32))
+    assert logits.shape == (2, 5)
+
+
+def test_cnn_shapes_and_checks():
+    model = CNN1DClassifier(n_classes=3, n_rr_features=2, channels=[4, 8])
+    assert model(torch.randn(5, 64), torch.rand(5, 2)).shape == (5, 3)
+    with pytest.raises(ValueError, match="takes 2 RR features"):
+        model(torch.randn(5, 64), torch.rand(5, 3))
+    with pytest.raises(ValueError, match="odd kernel_size"):
+        CNN1DClassifier(kernel_size=4)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        small_autoencoder(),
+        CNN1DClassifier(n_classes=5, n_rr_features=4, channels=[4, 8]),
+    ],
+    ids=["autoencoder", "cnn"],
+)
+def test_saved_model_loads_with_the_same_outputs(tmp_path, model):
+    model.eval()
+    x, rr = torch.randn(2, 32), torch.rand(2, 4)
+    save_model(model, tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert type(loaded) is type(model)
+    expected, got = model(x, rr), loaded(x, rr)
+    for a, b in zip(
+        expected if isinstance(expected, tuple) else (expected,),
+        got if isinstance(got, tuple) else (got,),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b)

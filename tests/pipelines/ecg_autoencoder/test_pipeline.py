@@ -1,0 +1,115 @@
+"""End to end on the shipped excerpt: kedro run -> files, MLflow run, pyfunc model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import mlflow
+import pandas as pd
+import pytest
+
+from medlstm.pipelines.ecg_autoencoder import create_pipeline
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+FAST = {
+    "alpha": 2.0,  # the issue's `--params alpha=2.0`
+    "ecg_autoencoder": {
+        "autoencoder": {"training": {"epochs": 1}, "loss": {"precision": "bf16"}},
+        "cnn": {"training": {"epochs": 1}},
+    },
+}
+
+
+def test_pipeline_variants():
+    assert {n.name for n in create_pipeline("inference").nodes} >= {"classify_record"}
+    training = create_pipeline()
+    assert training.input_name == "ecg_beats_to_classify"
+    assert [n.name for n in training.inference.nodes] == ["classify_beats"]
+    with pytest.raises(ValueError, match="variant"):
+        create_pipeline("serve")
+
+
+def test_training_and_inference_end_to_end(kedro_project):
+    kedro_project.run_pipeline("ecg_autoencoder", params=FAST)
+    root = kedro_project.root
+
+    (run,) = kedro_project.runs("ecg_autoencoder")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["alpha"] == "2.0"
+    assert run.data.params["ecg_autoencoder.split.scheme"] == "inter_patient"
+    metrics = run.data.metrics
+    for name in (
+        "autoencoder.test.accuracy",
+        "cnn.test.accuracy",
+        "autoencoder.val_loss",
+    ):
+        assert 0.0 <= metrics[name] <= max(1.0, metrics[name])
+    assert "autoencoder.test.per_class.S.recall" in metrics
+    assert "autoencoder.test.anomaly_roc_auc" in metrics
+
+    client = mlflow.MlflowClient(tracking_uri=kedro_project.tracking_uri)
+    figures = {a.path for a in client.list_artifacts(run.info.run_id, "figures")}
+    assert {
+        "figures/ecg_autoencoder_confusion_matrix.png",
+        "figures/ecg_cnn_confusion_matrix.png",
+        "figures/ecg_autoencoder_training_curves.png",
+        "figures/ecg_autoencoder_reconstructions.png",
+        "figures/ecg_reconstruction_error.png",
+        "figures/ecg_latent_projection.png",
+    } <= figures
+
+    summary = (root / "data/08_reporting/ecg_summary.md").read_text()
+    assert "inter_patient" in summary and "- test (22): 100, 103" in summary
+    split = json.loads((root / "data/08_reporting/ecg_split_report.json").read_text())
+    assert not set(split["records"]["train"]) & set(split["records"]["test"])
+    assert set(split["records"]["val"]) <= {"101", "106", "118", "122", "220"}
+    latent = pd.read_parquet(
+        root / "data/07_model_output/ecg_autoencoder_test_latent.parquet"
+    )
+    assert set(latent["record"]) <= set(split["records"]["test"])
+
+    # The pyfunc model loads and predicts in a fresh process.
+    (model,) = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id], output_format="list"
+    )
+    example = root / "data/05_model_input/ecg_beats_to_classify.parquet"
+    script = textwrap.dedent(
+        f"""
+        import mlflow, pandas as pd
+        mlflow.set_tracking_uri({kedro_project.tracking_uri!r})
+        model = mlflow.pyfunc.load_model({model.model_uri!r})
+        out = model.predict(pd.read_parquet({str(example)!r}))
+        print(len(out), ",".join(out.columns))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    n_rows, columns = done.stdout.strip().splitlines()[-1].split(" ")
+    assert int(n_rows) == len(pd.read_parquet(example)) == 20
+    assert columns.split(",")[:3] == ["record", "sample", "predicted"]
+
+    kedro_project.run_pipeline(
+        "ecg_autoencoder_inference",
+        params={
+            "ecg_autoencoder": {
+                "inference": {"record_path": "data/01_raw/mitdb_excerpt/232"}
+            }
+        },
+    )
+    predictions = pd.read_csv(
+        root / "data/07_model_output/ecg_inference_predictions.csv"
+    )
+    assert len(predictions) > 40 and set(predictions["record"]) == {232}
+    assert {"sample", "predicted", "p_N", "p_S", "recon_error"} <= set(
+        predictions.columns
+    )
