@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,7 +23,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from medlstm.pipeline_registry import PIPELINES
+from medlstm.pipeline_registry import PIPELINES, VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -33,9 +34,17 @@ pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below 49152: kedro viz refuses the ephemeral range above it."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 45000)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-45000")
 
 
 def _get_json(url: str, payload: dict | None = None, timeout: float = 10.0) -> dict:
@@ -104,7 +113,7 @@ def test_registry_lists_every_pipeline():
         check=True,
         env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
     ).stdout
-    for name in (*PIPELINES, "__default__"):
+    for name in (*PIPELINES, *VARIANTS, "__default__"):
         assert f"- {name}" in out
 
 

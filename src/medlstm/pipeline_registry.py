@@ -13,7 +13,20 @@ PIPELINES = (
     "lstm_scratch",
     "lstm_forecast",
 )
+# Extra entry points of a pipeline package: registered name -> (package, create_pipeline kwargs).
+VARIANTS = {
+    # Classify every beat of a new WFDB record with the trained model.
+    "ecg_autoencoder_inference": ("ecg_autoencoder", {"variant": "inference"}),
+    # The forecaster on any CSV (time column + value column), declared in the catalog.
+    "lstm_forecast_csv": ("lstm_forecast", {"source": "csv"}),
+}
 DEFAULT_PIPELINE = "ecg_autoencoder"
+
+
+def _create(package: str, **kwargs) -> Pipeline:
+    return importlib.import_module(f"medlstm.pipelines.{package}").create_pipeline(
+        **kwargs
+    )
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -22,13 +35,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     Returns:
         A mapping from pipeline names to ``Pipeline`` objects.
     """
-    pipelines = {
-        name: importlib.import_module(f"medlstm.pipelines.{name}").create_pipeline()
-        for name in PIPELINES
+    pipelines = {name: _create(name) for name in PIPELINES}
+    pipelines |= {
+        name: _create(pkg, **kwargs) for name, (pkg, kwargs) in VARIANTS.items()
     }
-    # The forecaster on any CSV (time column + value column), declared in the catalog.
-    pipelines["lstm_forecast_csv"] = importlib.import_module(
-        "medlstm.pipelines.lstm_forecast"
-    ).create_pipeline(source="csv")
     pipelines["__default__"] = pipelines[DEFAULT_PIPELINE]
     return pipelines
