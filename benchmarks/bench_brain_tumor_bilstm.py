@@ -83,9 +83,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 VARIANTS["extended_bf16"] = VARIANTS["extended"] | {"runtime": {"bf16_autocast": True}}
 
 
-def _runtime_params(name: str) -> dict[str, Any]:
+def _runtime_params(name: str, threads: int | None = None) -> dict[str, Any]:
     overrides = json.loads(json.dumps(VARIANTS[name]))
     overrides.setdefault("training", {})["show_progress"] = False
+    if threads:
+        overrides["training"]["num_threads"] = threads
     overrides["variant"] = {"name": name, "description": _describe(name)}
     return {PIPELINE: overrides}
 
@@ -182,7 +184,7 @@ def bench_throughput(batches: int) -> None:
         )
 
 
-def bench_train(name: str, env: str) -> None:
+def bench_train(name: str, env: str, threads: int | None = None) -> None:
     """One pipeline run of a variant; prints the numbers the run logged."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -191,7 +193,7 @@ def bench_train(name: str, env: str) -> None:
     bootstrap_project(ROOT)
     started = time.perf_counter()
     with KedroSession.create(
-        project_path=ROOT, env=env, runtime_params=_runtime_params(name)
+        project_path=ROOT, env=env, runtime_params=_runtime_params(name, threads)
     ) as session:
         session.run(pipeline_names=[PIPELINE])
     wall = time.perf_counter() - started
@@ -210,6 +212,11 @@ def _print_row(name: str, metrics: dict[str, Any], summary: dict[str, Any]) -> N
         f"{d['macro_f1']:.4f} (n = {d['n']}) | {summary['best_epoch']} / "
         f"{summary['epochs_run']} | {summary['seconds_to_best_epoch'] / 60:.1f} min |"
     )
+
+
+def _run_json(client: Any, run_id: str, artifact: str) -> dict[str, Any]:
+    local = client.download_artifacts(run_id, f"{PIPELINE}/{artifact}.json")
+    return json.loads(Path(local).read_text())
 
 
 def bench_summary() -> None:
@@ -241,9 +248,13 @@ def bench_summary() -> None:
         if not runs:
             continue
         run = runs[0]
-        local = Path(client.download_artifacts(run.info.run_id, PIPELINE))
-        metrics = json.loads((local / "brain_bilstm_test_metrics.json").read_text())
-        summary = json.loads((local / "brain_bilstm_training_summary.json").read_text())
+        metrics, summary = (
+            _run_json(client, run.info.run_id, artifact)
+            for artifact in (
+                "brain_bilstm_test_metrics",
+                "brain_bilstm_training_summary",
+            )
+        )
         _print_row(name, metrics, summary)
 
 
@@ -257,13 +268,16 @@ def main() -> None:
     parser.add_argument(
         "--batches", type=int, default=30, help="throughput: timed batches"
     )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="train: override training.num_threads"
+    )
     args = parser.parse_args()
     if args.stage == "ingest":
         bench_ingest(args.env)
     elif args.stage == "throughput":
         bench_throughput(args.batches)
     elif args.stage == "train":
-        bench_train(args.variant, args.env)
+        bench_train(args.variant, args.env, args.threads)
     else:
         bench_summary()
 

@@ -9,31 +9,31 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import yaml
 
-from tests.pipelines.brain_tumor_bilstm.factories import CLASSES, PARAMS_FILE
+from tests.pipelines.brain_tumor_bilstm.factories import CLASSES
 
 ROOT = Path(__file__).resolve().parents[3]
 EXCERPT = ROOT / "data/01_raw/brain_mri_excerpt"
 
 
-def _keys(tree: dict, prefix: str = "") -> set[str]:
-    keys = set()
-    for key, value in tree.items():
-        keys.add(prefix + key)
-        if isinstance(value, dict) and key not in ("folder_to_class", "f1_per_class"):
-            keys |= _keys(value, f"{prefix}{key}.")
-    return keys
+def _parameters(env: str) -> dict:
+    from kedro.config import OmegaConfigLoader
 
+    from medlstm.settings import CONFIG_LOADER_ARGS
 
-def test_full_environment_repeats_every_base_parameter():
-    # Kedro merges environments per top-level key: a key missing from conf/full would
-    # silently vanish from full runs.
-    base = yaml.safe_load(PARAMS_FILE.read_text())
-    full = yaml.safe_load(
-        (ROOT / "conf/full/parameters_brain_tumor_bilstm.yml").read_text()
+    loader = OmegaConfigLoader(
+        conf_source=str(ROOT / "conf"), env=env, **CONFIG_LOADER_ARGS
     )
-    assert _keys(full) == _keys(base)
+    return loader["parameters"]["brain_tumor_bilstm"]
+
+
+def test_full_environment_changes_only_the_schedule_and_the_inference_folder():
+    base, full = _parameters("local"), _parameters("full")
+    assert full["training"]["epochs"] == 30 > base["training"]["epochs"]
+    assert full["inference"]["input_path"].startswith("../shared/data/brain_tumor_mri/")
+    for params in (base, full):
+        del params["training"]["epochs"], params["inference"]["input_path"]
+    assert full == base
 
 
 def test_pipeline_on_the_excerpt_end_to_end(kedro_project):

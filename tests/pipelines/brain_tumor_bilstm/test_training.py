@@ -87,7 +87,8 @@ def test_training_node_returns_best_model_history_and_summary(tmp_path, params):
     images, subsets = _toy_subsets()
     training = params["training"] | {"epochs": 2, "show_progress": False}
     small = {"lstm1_units": 8, "dense_units": 8, "lstm2_units": 8, "head_units": 8}
-    runtime = {"checkpoint_path": str(tmp_path / "ckpt.pt"), "torch_threads": 1}
+    runtime = {"checkpoint_path": str(tmp_path / "ckpt.pt")}
+    before = torch.get_num_threads()
     model, logged, history, summary = train_classifier(
         images,
         subsets,
@@ -103,7 +104,8 @@ def test_training_node_returns_best_model_history_and_summary(tmp_path, params):
     assert summary["n_train"] == 36 and summary["n_val"] == 12
     assert 1 <= summary["best_epoch"] <= 2
     assert 0 < summary["seconds_to_best_epoch"] <= summary["seconds_total"]
-    assert summary["torch_threads"] == 1
+    assert summary["torch_threads"] == params["training"]["num_threads"] == 1
+    assert torch.get_num_threads() == before  # restored for the nodes after training
     assert summary["best_checkpoint"].startswith(str(tmp_path / "ckpt-"))
     assert Path(summary["best_checkpoint"]).exists()
 
@@ -126,7 +128,7 @@ def test_training_rejects_unknown_training_keys(params):
             params["model"],
             params["training"] | {"epochz": 1},
             params["augmentation"],
-            {"checkpoint_path": None, "torch_threads": None},
+            {"checkpoint_path": None},
         )
 
 

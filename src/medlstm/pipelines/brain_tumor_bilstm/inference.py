@@ -47,20 +47,17 @@ def _read(source: Path | bytes) -> Image.Image:
 
 
 def _classify(
-    model: nn.Module,
-    arrays: list[np.ndarray],
-    classes: list[str],
+    model: nn.Module, arrays: list[np.ndarray], classes: list[str]
 ) -> pd.DataFrame:
-    probabilities = class_probabilities(model, np.stack(arrays)) if arrays else None
-    frame = pd.DataFrame(
-        {"predicted_class": [classes[i] for i in probabilities.argmax(axis=1)]}
-        if arrays
-        else {"predicted_class": pd.Series(dtype=str)}
+    """``predicted_class`` and ``p_<class>`` per slice; no rows for no slices."""
+    columns = [f"p_{name}" for name in classes]
+    if not arrays:
+        return pd.DataFrame(columns=["predicted_class", *columns])
+    probabilities = class_probabilities(model, np.stack(arrays))
+    frame = pd.DataFrame(probabilities.round(5), columns=columns)
+    frame.insert(
+        0, "predicted_class", [classes[i] for i in probabilities.argmax(axis=1)]
     )
-    for i, name in enumerate(classes):
-        frame[f"p_{name}"] = (
-            probabilities[:, i].round(5) if arrays else pd.Series(dtype=float)
-        )
     return frame
 
 
@@ -96,11 +93,12 @@ def predict_path(
         Columns ``file``, ``predicted_class``, ``p_<class>`` per class, ``error``.
     """
     classes = list(data_params["classes"])
+    columns = ["file", "predicted_class", *(f"p_{c}" for c in classes), "error"]
     if not inference_params.get("input_path"):
         logger.info(
             "brain_tumor_bilstm.inference.input_path is null: nothing to predict."
         )
-        return _classify(model, [], classes).assign(file=[], error=[])
+        return pd.DataFrame(columns=columns)
     root = Path(inference_params["input_path"])
     files = image_files(root, bool(inference_params.get("recursive", False)))
     arrays, readable, errors = [], [], {}
@@ -119,7 +117,6 @@ def predict_path(
     )
     frame = _classify(model, arrays, classes).assign(file=readable, error="")
     failed = pd.DataFrame({"file": list(errors), "error": list(errors.values())})
-    columns = ["file", "predicted_class", *(f"p_{c}" for c in classes), "error"]
     return pd.concat([frame, failed], ignore_index=True)[columns]
 
 

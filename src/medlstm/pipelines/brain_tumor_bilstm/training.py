@@ -192,9 +192,8 @@ def train_classifier(
 ) -> tuple[BrainBiLSTM, dict[str, list[dict]], list[dict[str, float]], dict[str, Any]]:
     """Fit the BiLSTM on the train subset, early-stopping on the validation subset.
 
-    ``runtime_params``: ``checkpoint_path`` (resumable per-epoch checkpoint),
-    ``torch_threads`` (intra-op threads while training; null keeps torch's default)
-    and ``bf16_autocast`` (CPU bf16 forward passes; not with class weighting).
+    ``runtime_params``: ``checkpoint_path`` (resumable per-epoch checkpoint) and
+    ``bf16_autocast`` (CPU bf16 forward passes; not with class weighting).
 
     Returns:
         The model with the best validation epoch's weights, its history for MLflow
@@ -218,9 +217,9 @@ def train_classifier(
         augmentation,
         {"bf16_autocast": bool(runtime_params.get("bf16_autocast", False))},
     )
+    # The core applies training.num_threads process-wide; later nodes get the
+    # previous setting back.
     previous_threads = torch.get_num_threads()
-    if runtime_params.get("torch_threads"):
-        torch.set_num_threads(int(runtime_params["torch_threads"]))
     try:
         result = fit(
             model,
