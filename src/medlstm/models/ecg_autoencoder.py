@@ -1,18 +1,33 @@
 """LSTM autoencoder with a classifier on its latent code, for single-lead heartbeats.
 
-    beat (B, T) -> encoder LSTM x num_layers -> last hidden (B, H) -> Linear -> z (B, L)
-    z repeated over T steps -> decoder LSTM x num_layers -> Linear per step -> recon (B, T)
+    beat (B, T) / input_scale -> mean over blocks of input_stride samples (B, S = T / k)
+        -> encoder LSTM x num_layers -> last hidden (B, H) -> Linear -> z (B, L)
+    [z, s / S] at each of S steps -> decoder LSTM x num_layers -> Linear per step
+        -> (B, S) -> linear interpolation -> recon (B, T)
     [z, rr features] (B, L + R) -> Linear -> ReLU -> Dropout -> Linear -> logits (B, C)
 
 The reconstruction term makes ``z`` a summary of the beat's morphology; the RR
 features (prematurity, compensatory pause) give the head what morphology alone
-cannot show, which is what separates supraventricular beats.
+cannot show, which is what separates supraventricular beats. The decoder also gets
+the position ``s / S``: fed the same ``z`` at every step it would have to count time
+in its state to place the QRS, and in practice it only learned the mean (a flat line).
+
+The LSTMs run at 1 / ``input_stride`` of the sampling rate (3: 96 steps at 120 Hz
+for a 288-sample beat): three times faster, and a QRS complex 180 steps before the
+end of a 360 Hz window is too far back for the encoder's last state to learn it.
+Their forget gates start biased open (Jozefowicz et al. 2015) for the same reason.
+
+Beats enter divided by ``input_scale`` (the training beats' standard deviation), so
+the LSTM gates see inputs of order one: template-subtracted beats of about 0.1 mV
+barely move them, and the encoder then learns no shape. The reconstruction is in
+these standardised units, so alpha weighs a unit-free MSE.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from medlstm.core.persistence import register_architecture
 
@@ -33,6 +48,8 @@ class LSTMAutoencoderClassifier(nn.Module):
         head_hidden: int = 64,
         dropout: float = 0.2,
         lstm_dropout: float = 0.0,
+        input_scale: float = 1.0,
+        input_stride: int = 1,
     ) -> None:
         super().__init__()
         if (
@@ -42,6 +59,12 @@ class LSTMAutoencoderClassifier(nn.Module):
             raise ValueError("LSTMAutoencoderClassifier sizes must all be >= 1.")
         if n_rr_features < 0:
             raise ValueError(f"n_rr_features must be >= 0, got {n_rr_features}.")
+        if not input_scale > 0:
+            raise ValueError(f"input_scale must be > 0, got {input_scale}.")
+        if input_stride < 1 or seq_len % input_stride:
+            raise ValueError(
+                f"input_stride must divide seq_len ({seq_len}), got {input_stride}."
+            )
         self.config = {
             "seq_len": seq_len,
             "n_classes": n_classes,
@@ -52,18 +75,31 @@ class LSTMAutoencoderClassifier(nn.Module):
             "head_hidden": head_hidden,
             "dropout": dropout,
             "lstm_dropout": lstm_dropout,
+            "input_scale": float(input_scale),
+            "input_stride": input_stride,
         }
         self.seq_len = seq_len
         self.n_rr_features = n_rr_features
+        self.input_scale = float(input_scale)
+        self.input_stride = input_stride
         between = lstm_dropout if num_layers > 1 else 0.0
         self.encoder = nn.LSTM(
             1, hidden_size, num_layers, batch_first=True, dropout=between
         )
         self.to_latent = nn.Linear(hidden_size, latent_size)
         self.decoder = nn.LSTM(
-            latent_size, hidden_size, num_layers, batch_first=True, dropout=between
+            latent_size + 1, hidden_size, num_layers, batch_first=True, dropout=between
+        )
+        self.register_buffer(
+            "position",
+            torch.linspace(0.0, 1.0, seq_len // input_stride).unsqueeze(-1),
+            persistent=False,
         )
         self.to_signal = nn.Linear(hidden_size, 1)
+        for lstm in (self.encoder, self.decoder):
+            for name, bias in lstm.named_parameters():
+                if name.startswith("bias"):  # gates i, f, g, o; b_ih + b_hh = 1 for f
+                    nn.init.constant_(bias[hidden_size : 2 * hidden_size], 0.5)
         self.head = nn.Sequential(
             nn.Linear(latent_size + n_rr_features, head_hidden),
             nn.ReLU(),
@@ -71,16 +107,27 @@ class LSTMAutoencoderClassifier(nn.Module):
             nn.Linear(head_hidden, n_classes),
         )
 
+    def standardize(self, x: torch.Tensor) -> torch.Tensor:
+        """Beats (B, T) in input units -> the units of the reconstruction."""
+        return x / self.input_scale
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """x (B, T) -> latent z (B, L)."""
+        x = self.standardize(x)
+        if self.input_stride > 1:
+            x = F.avg_pool1d(x.unsqueeze(1), self.input_stride).squeeze(1)  # (B, S)
         _, (h, _) = self.encoder(x.unsqueeze(-1))  # h: (num_layers, B, H)
         return self.to_latent(h[-1])
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """z (B, L) -> reconstructed beat (B, T)."""
-        steps = z.unsqueeze(1).expand(-1, self.seq_len, -1)  # (B, T, L), no copy
-        out, _ = self.decoder(steps)  # (B, T, H)
-        return self.to_signal(out).squeeze(-1)
+        """z (B, L) -> reconstructed beat (B, T), standardised (see `standardize`)."""
+        position = self.position.to(z.dtype).expand(z.shape[0], -1, -1)  # (B, S, 1)
+        steps = z.unsqueeze(1).expand(-1, position.shape[1], -1)  # (B, S, L), no copy
+        out, _ = self.decoder(torch.cat([steps, position], dim=-1))  # (B, S, H)
+        recon = self.to_signal(out).transpose(1, 2)  # (B, 1, S)
+        if self.input_stride > 1:
+            recon = F.interpolate(recon, size=self.seq_len, mode="linear")
+        return recon.squeeze(1)
 
     def classify(self, z: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, L), rr (B, R) -> logits (B, C)."""
@@ -99,7 +146,10 @@ class LSTMAutoencoderClassifier(nn.Module):
         rr: torch.Tensor | None = None,
         return_latent: bool = False,
     ) -> tuple[torch.Tensor, ...]:
-        """x (B, T), rr (B, R) -> (recon (B, T), logits (B, C)[, z (B, L)])."""
+        """x (B, T), rr (B, R) -> (recon (B, T), logits (B, C)[, z (B, L)]).
+
+        ``recon`` approximates ``standardize(x)``.
+        """
         if x.shape[-1] != self.seq_len:
             raise ValueError(
                 f"Expected beats of {self.seq_len} samples, got {x.shape[-1]}."

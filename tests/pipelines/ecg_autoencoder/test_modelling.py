@@ -154,20 +154,19 @@ def test_autoencoder_trains_deterministically(tiny_data, ae_params, params):
     ]
 
 
-def test_oversampling_and_bf16_run(tiny_data, ae_params, params):
+def test_oversampling_focal_and_bf16_run_deterministically(
+    tiny_data, ae_params, params
+):
     beats, windows = tiny_data
     ae_params["training"].update(weighted_sampling=True, epochs=1)
     ae_params["loss"].update(precision="bf16", focal_gamma=2.0)
-    _, history = train_autoencoder(
-        beats,
-        windows,
-        ae_params,
-        params["features"],
-        params["ingestion"]["label_mapping"],
-        1.0,
-        1.0,
-    )
+    args = (beats, windows, ae_params, params["features"])
+    mapping = params["ingestion"]["label_mapping"]
+    _, history = train_autoencoder(*args, mapping, 1.0, 1.0)
+    _, again = train_autoencoder(*args, mapping, 1.0, 1.0)
     assert np.isfinite(history[0]["train_loss"])
+    assert history[0]["train_loss"] == again[0]["train_loss"]
+    assert history[0]["val_loss"] == again[0]["val_loss"]
 
 
 def test_cnn_trains_and_predicts_the_test_split(tiny_data, params):

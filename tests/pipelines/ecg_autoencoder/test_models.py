@@ -49,6 +49,22 @@ def test_autoencoder_input_checks():
         small_autoencoder(latent_size=0)
 
 
+def test_input_stride_runs_the_lstms_on_fewer_steps():
+    model = small_autoencoder(input_stride=4).eval()
+    x = torch.randn(3, 32)
+    recon, _, z = model(x, torch.rand(3, 4), return_latent=True)
+    assert recon.shape == (3, 32) and z.shape == (3, 8)
+    assert model.position.shape == (8, 1)  # 32 / 4 decoder steps
+    with pytest.raises(ValueError, match="input_stride must divide seq_len"):
+        small_autoencoder(input_stride=5)
+
+
+def test_forget_gates_start_open():
+    model = small_autoencoder()
+    bias = model.encoder.bias_ih_l0 + model.encoder.bias_hh_l0
+    torch.testing.assert_close(bias[16:32], torch.ones(16))
+
+
 def test_autoencoder_without_rr_features():
     model = small_autoencoder(n_rr_features=0)
     _, logits = model(torch.randn(2, 32))
@@ -85,3 +101,42 @@ def test_saved_model_loads_with_the_same_outputs(tmp_path, model):
         strict=True,
     ):
         torch.testing.assert_close(a, b)
+
+
+def test_standardize_and_input_scale_checks():
+    model = small_autoencoder(input_scale=0.5)
+    torch.testing.assert_close(
+        model.standardize(torch.ones(1, 32)), torch.full((1, 32), 2.0)
+    )
+    assert model.config["input_scale"] == 0.5
+    with pytest.raises(ValueError, match="input_scale must be > 0"):
+        small_autoencoder(input_scale=0.0)
+
+
+def test_autoencoder_learns_to_reconstruct_small_beats():
+    """Beats of ~0.1 units (like template-subtracted ones) must be reconstructed, not
+    flattened to their mean: this needs the input scaling and the decoder's position."""
+    torch.manual_seed(0)
+    t = torch.arange(24.0)
+    g = torch.Generator().manual_seed(0)
+    peak = torch.randint(6, 18, (256, 1), generator=g).float()
+    height = 0.1 * (torch.rand(256, 1, generator=g) + 0.5)
+    x = height * torch.exp(-0.5 * ((t - peak) / 2.0) ** 2)
+    model = LSTMAutoencoderClassifier(
+        seq_len=24, n_classes=2, hidden_size=32, latent_size=8, num_layers=1,
+        input_scale=float(x.std()),
+    )  # fmt: skip
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(300):
+        batch = x[(step * 32) % 256 :][:32]
+        recon, _ = model(batch)
+        loss = ((recon - model.standardize(batch)) ** 2).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    model.eval()
+    with torch.no_grad():
+        target = model.standardize(x)
+        relative = ((model(x)[0] - target) ** 2).mean() / (target**2).mean()
+    assert relative < 0.1  # a flat (mean) output scores about 0.6

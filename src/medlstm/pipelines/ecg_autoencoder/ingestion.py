@@ -196,7 +196,8 @@ def rr_intervals(
 
     ``pre_rr``/``post_rr`` are NaN for the first/last beat. ``local_rr`` is the mean
     of the ``local_beats`` RR intervals centred on the beat; ``record_rr`` the mean
-    over the whole record, which normalises away the patient's heart rate.
+    over the whole record, which normalises away the patient's heart rate. (Medians
+    were tried: on the validation records they raised S Se but cut S +P more.)
     """
     rr = np.diff(beat_samples) / fs  # (n - 1,)
     pre = np.concatenate([[np.nan], rr])

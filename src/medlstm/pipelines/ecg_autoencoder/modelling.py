@@ -121,7 +121,8 @@ def autoencoder_loss(
     focal_gamma: float = 0.0,
     precision: str = "fp32",
 ):
-    """``batch_loss`` for the core: alpha * MSE(reconstruction) + beta * (focal) CE."""
+    """``batch_loss`` for the core: alpha * MSE(reconstruction, standardised beat) +
+    beta * (focal) CE."""
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ValueError(
             f"alpha and beta must be >= 0 and not both 0, got {alpha}, {beta}."
@@ -133,9 +134,8 @@ def autoencoder_loss(
             recon, logits = model(x, rr)
         recon, logits = recon.float(), logits.float()
         weight = None if class_weights is None else class_weights.to(logits.device)
-        loss = alpha * F.mse_loss(recon, x) + beta * focal_cross_entropy(
-            logits, y, weight, focal_gamma
-        )
+        mse = F.mse_loss(recon, model.standardize(x))
+        loss = alpha * mse + beta * focal_cross_entropy(logits, y, weight, focal_gamma)
         return StepOutput(loss, logits, y)
 
     return batch_loss
@@ -251,12 +251,16 @@ def train_autoencoder(
         The trained model (best validation epoch) and its per-epoch history.
     """
     class_names = list(label_mapping)
+    train = beats["split"].to_numpy() == "train"
+    # Fitted on the training beats only, and saved in the model's config.
+    input_scale = float(windows["windows"][train].std()) or 1.0
 
     def factory() -> nn.Module:
         return LSTMAutoencoderClassifier(
             seq_len=windows["windows"].shape[1],
             n_classes=len(class_names),
             n_rr_features=len(features.get("rr_columns", [])),
+            input_scale=input_scale,
             **params.get("model", {}),
         )
 
@@ -319,7 +323,9 @@ def predict_beats(
     Returns:
         ``(predictions, reconstructions (n, T) | None, latent (n, L) | None)``;
         predictions hold record, sample, label (if known), ``predicted``,
-        ``p_<class>`` and, for the autoencoder, ``recon_error`` (MSE per beat).
+        ``p_<class>`` and, for the autoencoder, ``recon_error`` (MSE per beat, in
+        the standardised units of the reconstruction). Reconstructions are
+        returned in the input units.
     """
     data = TensorDataset(
         torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
@@ -333,6 +339,8 @@ def predict_beats(
             device="cpu",
             forward=lambda m, b: m(b[0], b[1], return_latent=True),
         )
+        recon_error = ((recon - x / model.input_scale) ** 2).mean(axis=1)
+        recon = recon * model.input_scale
     else:
         (logits,) = predict(
             model, data, device="cpu", forward=lambda m, b: m(b[0], b[1])
@@ -345,7 +353,7 @@ def predict_beats(
     for i, name in enumerate(class_names):
         out[f"p_{name}"] = probs[:, i]
     if recon is not None:
-        out["recon_error"] = ((recon - x) ** 2).mean(axis=1)
+        out["recon_error"] = recon_error
     return out, recon, latent
 
 

@@ -171,20 +171,16 @@ def anomaly_detection(
         for label, group in predictions.groupby("label", sort=True)["recon_error"]
     }
     report: dict[str, Any] = {"normal_class": normal_class, "per_class": per_class}
-    fig, (ax_hist, ax_roc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    bins = np.geomspace(max(error.min(), 1e-6), max(error.max(), 1e-5), 50)
-    for label, group in predictions.groupby("label", sort=True)["recon_error"]:
-        ax_hist.hist(
-            group,
-            bins=bins,
-            histtype="step",
-            density=True,
-            label=f"{label} ({len(group)})",
-        )
-    ax_hist.set_xscale("log")
-    ax_hist.set_xlabel("reconstruction error (MSE per beat)")
-    ax_hist.set_ylabel("density")
-    ax_hist.legend(fontsize=7)
+    fig, (ax_box, ax_roc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    groups = list(predictions.groupby("label", sort=True)["recon_error"])
+    ax_box.boxplot(
+        [g.clip(lower=1e-8) for _, g in groups],
+        tick_labels=[f"{label}\n(n={len(g)})" for label, g in groups],
+        showfliers=False,
+    )
+    ax_box.set_yscale("log")
+    ax_box.set_ylabel("reconstruction error (MSE per beat)")
+    ax_box.set_title("reconstruction error per class (test)")
     if 0 < abnormal.sum() < len(abnormal):
         report["roc_auc_abnormal_vs_normal"] = float(roc_auc_score(abnormal, error))
         fpr, tpr, _ = roc_curve(abnormal, error)
