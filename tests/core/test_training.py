@@ -232,3 +232,36 @@ def test_checkpoint_of_other_configuration_is_not_resumed(tmp_path, caplog):
     result = train(str(checkpoint), 2, lr=0.02)
     assert result.resumed_from_epoch == 0
     assert "another configuration" in caplog.text
+
+
+def _crash_after_first_epoch(checkpoint: Path, extra) -> None:
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(str(checkpoint), 4, fingerprint_extra=extra, crash_after_reads=100)
+    assert _checkpoint_epoch(checkpoint) == 1  # 72 training samples per epoch
+
+
+def test_checkpoint_resumes_only_with_the_same_extra_settings(tmp_path, caplog):
+    """Settings the core cannot see (a loss weight, a model option that changes no
+    weight shape) are part of the fingerprint when the caller passes them."""
+    checkpoint = tmp_path / "toy.pt"
+    _crash_after_first_epoch(checkpoint, {"alpha": 1.0})
+    other = train(str(checkpoint), 4, fingerprint_extra={"alpha": 2.0})
+    assert other.resumed_from_epoch == 0
+    assert "another configuration" in caplog.text
+
+    _crash_after_first_epoch(checkpoint, {"alpha": 1.0})
+    same = train(str(checkpoint), 4, fingerprint_extra={"alpha": 1.0})
+    assert same.resumed_from_epoch == 1
+
+
+def test_num_threads_is_restored_after_training():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        train(None, 1, num_threads=2)
+        assert torch.get_num_threads() == 1
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            train(None, 1, num_threads=2, crash_after_reads=5)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -43,6 +43,22 @@ def toy_data(n: int = 96, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
     return TensorDataset(x[:split], y[:split]), TensorDataset(x[split:], y[split:])
 
 
+class FailingDataset(Dataset):
+    """Wraps a dataset and raises after ``after`` item reads: a crash mid-training."""
+
+    def __init__(self, inner: Dataset, after: int):
+        self.inner, self.after, self.reads = inner, after, 0
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        self.reads += 1
+        if self.reads > self.after:
+            raise RuntimeError("simulated crash")
+        return self.inner[i]
+
+
 class SlowDataset(Dataset):
     """Wraps a dataset and sleeps per item, so a test can kill training mid-run."""
 
@@ -57,7 +73,14 @@ class SlowDataset(Dataset):
         return self.inner[i]
 
 
-def train(checkpoint: str | None, epochs: int, delay: float = 0.0, **overrides):
+def train(
+    checkpoint: str | None,
+    epochs: int,
+    delay: float = 0.0,
+    fingerprint_extra=None,
+    crash_after_reads: int | None = None,
+    **overrides,
+):
     """Seeded toy training; the same arguments give the same history."""
     params = TrainingParams.from_dict(
         {
@@ -75,7 +98,16 @@ def train(checkpoint: str | None, epochs: int, delay: float = 0.0, **overrides):
     train_set, val_set = toy_data()
     if delay:
         train_set = SlowDataset(train_set, delay)
-    return fit(model, train_set, val_set, params, checkpoint_path=checkpoint)
+    if crash_after_reads is not None:
+        train_set = FailingDataset(train_set, crash_after_reads)
+    return fit(
+        model,
+        train_set,
+        val_set,
+        params,
+        checkpoint_path=checkpoint,
+        fingerprint_extra=fingerprint_extra,
+    )
 
 
 if __name__ == "__main__":  # used by test_training.py to run a training it can kill

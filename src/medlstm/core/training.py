@@ -311,11 +311,11 @@ def _run_epoch(
 
 
 def _fingerprint_hash(
-    model: nn.Module, params: TrainingParams, sizes: tuple[int, int]
+    model: nn.Module, params: TrainingParams, sizes: tuple[int, int], extra: Any
 ) -> str:
     shapes = [(name, tuple(p.shape)) for name, p in model.state_dict().items()]
     payload = json.dumps(
-        [params.fingerprint(), shapes, sizes], sort_keys=True, default=str
+        [params.fingerprint(), shapes, sizes, extra], sort_keys=True, default=str
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -324,7 +324,7 @@ def _is_better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
+def fit(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset,
@@ -334,6 +334,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     class_weights: torch.Tensor | None = None,
     sample_weights: np.ndarray | None = None,
     checkpoint_path: str | os.PathLike | None = None,
+    fingerprint_extra: Any = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_set``, choosing the best epoch on ``val_set``.
 
@@ -349,19 +350,51 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
         checkpoint_path: written after every epoch; if it exists (and
             ``params.resume``) training continues from it. On success the file is
             replaced by ``<stem>.best.pt`` holding the best weights.
+        fingerprint_extra: JSON-able settings the core cannot see (a custom loss's
+            weights, augmentation, model options that change no weight shape); a
+            checkpoint resumes only a run with equal ones.
 
     Returns:
         `TrainingResult` with the best weights loaded into ``model``.
     """
+    threads = torch.get_num_threads()
+    if params.num_threads:
+        # Fewer threads than cores can be faster on a shared machine; null keeps torch's choice.
+        torch.set_num_threads(params.num_threads)
+    try:
+        return _fit(
+            model,
+            train_set,
+            val_set,
+            params,
+            batch_loss=batch_loss,
+            class_weights=class_weights,
+            sample_weights=sample_weights,
+            checkpoint_path=checkpoint_path,
+            fingerprint_extra=fingerprint_extra,
+        )
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting, also after an error
+
+
+def _fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    params: TrainingParams,
+    *,
+    batch_loss: BatchLoss | None,
+    class_weights: torch.Tensor | None,
+    sample_weights: np.ndarray | None,
+    checkpoint_path: str | os.PathLike | None,
+    fingerprint_extra: Any,
+) -> TrainingResult:
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(
             f"Training needs non-empty train and validation sets, got {len(train_set)} and "
             f"{len(val_set)} samples."
         )
     device = resolve_device(params.device)
-    if params.num_threads:
-        # Fewer threads than cores can be faster on a shared machine; null keeps torch's choice.
-        torch.set_num_threads(params.num_threads)
     model.to(device)
     if batch_loss is None:
         batch_loss = classification_loss(class_weights, params.label_smoothing)
@@ -406,7 +439,9 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     history: list[dict[str, float]] = []
     best_value = math.inf if params.monitor_mode == "min" else -math.inf
     best_epoch, best_state, stale_epochs, start_epoch = 0, None, 0, 1
-    fingerprint = _fingerprint_hash(model, params, (len(train_set), len(val_set)))
+    fingerprint = _fingerprint_hash(
+        model, params, (len(train_set), len(val_set)), fingerprint_extra
+    )
     checkpoint = Path(checkpoint_path) if checkpoint_path else None
 
     if checkpoint and checkpoint.exists() and params.resume:

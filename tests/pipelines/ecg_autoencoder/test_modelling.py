@@ -203,3 +203,28 @@ def test_autoencoder_test_predictions_and_latent(tiny_data, ae_params, params):
         f"z_{i}" for i in range(4)
     ]
     assert latent["label"].tolist() == predictions["label"].tolist()
+
+
+def test_checkpoint_fingerprint_covers_loss_weights_and_model_options(
+    tiny_data, ae_params, params, monkeypatch
+):
+    """A checkpoint must not resume under another alpha or input_stride: neither
+    changes a weight shape, so the core only knows them through fingerprint_extra."""
+    from medlstm.core import training as core
+
+    hashes = []
+    real = core._fingerprint_hash
+    monkeypatch.setattr(
+        core, "_fingerprint_hash", lambda *a: hashes.append(real(*a)) or hashes[-1]
+    )
+    beats, windows = tiny_data
+    ae_params["training"]["epochs"] = 1
+    mapping = params["ingestion"]["label_mapping"]
+    args = (beats, windows, ae_params, params["features"], mapping)
+    train_autoencoder(*args, 1.0, 1.0)
+    train_autoencoder(*args, 1.0, 1.0)
+    train_autoencoder(*args, 2.0, 1.0)
+    ae_params["model"]["input_stride"] = 2
+    train_autoencoder(*args, 1.0, 1.0)
+    assert hashes[0] == hashes[1]
+    assert len(set(hashes)) == 3

@@ -191,6 +191,7 @@ def _train(
     features: dict[str, Any],
     class_names: Sequence[str],
     where: str,
+    loss_weights: dict[str, float] | None = None,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     check_aligned(beats, windows)
     train_set = split_tensors(beats, windows, "train", features, class_names)
@@ -221,6 +222,14 @@ def _train(
         if training.weighted_sampling
         else None,
         checkpoint_path=params.get("checkpoint_path"),
+        # A checkpoint resumes only the same model, loss and features.
+        fingerprint_extra={
+            "model": getattr(model, "config", None),
+            "loss": loss_cfg,
+            "loss_weights": loss_weights,
+            "features": features,
+            "classes": list(class_names),
+        },
     )
     return result.model, result.history
 
@@ -272,7 +281,7 @@ def train_autoencoder(
 
     return _train(
         factory, make_loss, beats, windows, params, features, class_names,
-        "ecg_autoencoder.autoencoder",
+        "ecg_autoencoder.autoencoder", {"alpha": float(alpha), "beta": float(beta)},
     )  # fmt: skip
 
 
