@@ -8,6 +8,7 @@ import pytest
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     SegmentationParams,
     clean_signal,
+    record_template,
     resample,
     rr_intervals,
     segment_records,
@@ -152,6 +153,31 @@ def test_template_subtraction_leaves_the_departure_from_the_typical_beat(params)
         x[is_v], raw["windows"][is_v] - raw["windows"][~is_v][0], atol=1e-6
     )
     assert np.abs(x[is_v]).max() > 0.5
+
+
+def test_template_ignores_premature_beats_even_when_they_are_the_majority(caplog):
+    """Like record 232: most beats are premature ectopics; the normal beats follow
+    pauses. The template must be the normal beat, not the majority one."""
+    normal, ectopic = np.zeros(16), np.ones(16)
+    windows = np.stack([ectopic] * 70 + [normal] * 30)
+    rr_pre_norm = np.array([0.7] * 70 + [1.8] * 30)
+
+    np.testing.assert_array_equal(
+        record_template(windows, rr_pre_norm, 0.9, "232"), normal
+    )
+    np.testing.assert_array_equal(
+        record_template(windows, rr_pre_norm, 0.0, "232"), ectopic
+    )
+    # Too few non-premature beats to estimate a template: all beats, with a warning.
+    few = np.array([0.7] * 98 + [1.8] * 2)
+    np.testing.assert_array_equal(record_template(windows, few, 0.9, "232"), ectopic)
+    assert "Record 232: only 2 of 100 beats" in caplog.text
+
+
+def test_template_threshold_is_checked(params):
+    params["ingestion"]["template_min_pre_rr"] = -0.1
+    with pytest.raises(ValueError, match="template_min_pre_rr' must be in"):
+        SegmentationParams.from_dict(params["ingestion"])
 
 
 def test_other_sampling_rates_are_resampled(params):
