@@ -217,22 +217,15 @@ def train_classifier(
         augmentation,
         {"bf16_autocast": bool(runtime_params.get("bf16_autocast", False))},
     )
-    # The core applies training.num_threads process-wide; later nodes get the
-    # previous setting back.
-    previous_threads = torch.get_num_threads()
-    try:
-        result = fit(
-            model,
-            SliceDataset(train_x, train_y, augmentation),
-            SliceDataset(val_x, val_y),
-            params,
-            batch_loss=_batch_loss(params, runtime_params),
-            # An interrupted run resumes from here (same configuration and data only).
-            checkpoint_path=checkpoint,
-        )
-        threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous_threads)
+    result = fit(
+        model,
+        SliceDataset(train_x, train_y, augmentation),
+        SliceDataset(val_x, val_y),
+        params,
+        batch_loss=_batch_loss(params, runtime_params),
+        # An interrupted run resumes from here (same configuration and data only).
+        checkpoint_path=checkpoint,
+    )
     seconds = [r["epoch_seconds"] for r in result.history]
     summary = {
         "best_epoch": result.best_epoch,
@@ -246,7 +239,7 @@ def train_classifier(
         "n_parameters": sum(p.numel() for p in result.model.parameters()),
         "n_train": len(train_y),
         "n_val": len(val_y),
-        "torch_threads": threads,
+        "torch_threads": params.num_threads or torch.get_num_threads(),
         "best_checkpoint": (
             str(checkpoint.with_name(f"{checkpoint.stem}.best.pt"))
             if checkpoint
