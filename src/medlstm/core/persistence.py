@@ -28,7 +28,7 @@ _ARCHITECTURE_MODULES = (
     "medlstm.models.brain_bilstm",
     "medlstm.models.cnn3d_lstm",
     "medlstm.models.forecaster",
-    "medlstm.pipelines.lstm_scratch.torch_model",
+    "medlstm.models.lstm_twin",
 )
 
 

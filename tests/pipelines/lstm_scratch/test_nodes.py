@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
+from medlstm.models.lstm_twin import TorchTwinLSTM
 from medlstm.pipelines.lstm_scratch import nodes
-from medlstm.pipelines.lstm_scratch.torch_model import TorchTwinLSTM
 from medlstm.scratch import LSTMModel
 from tests.conftest import PROJECT_ROOT
 

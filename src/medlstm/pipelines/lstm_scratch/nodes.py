@@ -33,7 +33,7 @@ from medlstm.core.training import (
     predict,
     seed_everything,
 )
-from medlstm.pipelines.lstm_scratch.torch_model import TorchTwinLSTM
+from medlstm.models.lstm_twin import TorchTwinLSTM
 from medlstm.scratch import LSTMModel, TrainConfig, train
 from medlstm.scratch import predict as numpy_predict
 
