@@ -62,6 +62,15 @@ def test_training_and_inference_end_to_end(kedro_project):
         "figures/ecg_latent_projection.png",
     } <= figures
 
+    reports = {a.path for a in client.list_artifacts(run.info.run_id, "reports")}
+    assert "reports/ecg_autoencoder_per_record.csv" in reports
+    per_record = pd.read_csv(root / "data/08_reporting/ecg_autoencoder_per_record.csv")
+    assert per_record["n_beats"].sum() == len(
+        pd.read_parquet(
+            root / "data/07_model_output/ecg_autoencoder_test_predictions.parquet"
+        )
+    )
+
     summary = (root / "data/08_reporting/ecg_summary.md").read_text()
     assert "inter_patient" in summary and "- test (22): 100, 103" in summary
     split = json.loads((root / "data/08_reporting/ecg_split_report.json").read_text())

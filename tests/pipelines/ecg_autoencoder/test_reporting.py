@@ -9,11 +9,13 @@ import pytest
 
 from medlstm.pipelines.ecg_autoencoder.reporting import (
     OPTIMISTIC_NOTE,
+    _per_record_markdown,
     anomaly_detection,
     autoencoder_history_outputs,
     autoencoder_metrics_outputs,
     evaluate,
     latent_projection_figure,
+    per_record_table,
     summary_report,
     validation_metrics,
 )
@@ -135,6 +137,9 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
         "per_class": {"N": {"mean": 0.1, "median": 0.1, "n": 7}},
     }
     val = evaluate(predictions(["N", "S", "V"], ["N", "N", "V"]), MAPPING)
+    per_record = per_record_table(
+        predictions(["N", "S", "V"], ["N", "S", "N"]), MAPPING
+    )
     text = summary_report(
         ingestion,
         _split_report(optimistic),
@@ -144,6 +149,7 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
         MAPPING,
         val,
         val,
+        per_record,
     )
 
     assert ("OPTIMISTIC" in text) == optimistic
@@ -156,5 +162,33 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
     assert "S Se 0.000 / +P 0.000, V Se 1.000 / +P 1.000" in text
     assert "- autoencoder: accuracy 0.667, macro F1" in text
     assert "S Se 0.000 / +P 0.000, V Se 1.000 / +P 1.000" in text
+    assert "| 100 | 3 | 1 / 1 (+1) | 1 / 1 (+0) | 0 / 1 (+0) |" in text
     if not optimistic:
         assert "- test (2): 100, 103" in text
+
+
+def test_per_record_table_counts_found_and_false_alarms_per_record():
+    frame = pd.concat(
+        [
+            predictions(["S", "S", "S", "N"], ["N", "N", "S", "N"]).assign(
+                record="232"
+            ),
+            predictions(["S", "N", "V"], ["S", "S", "V"]).assign(record="100"),
+        ]
+    )
+    table = per_record_table(frame, MAPPING).set_index("record")
+
+    assert table.loc["232", ["n_beats", "S_n", "S_found", "S_false"]].tolist() == [
+        4, 3, 1, 0,
+    ]  # fmt: skip
+    assert table.loc["100", ["S_n", "S_found", "S_false", "V_found"]].tolist() == [
+        1, 1, 1, 1,
+    ]  # fmt: skip
+    text = _per_record_markdown(table.reset_index(), list(MAPPING))
+    assert "| 232 | 4 | 1 / 1 (+2) | 1 / 3 (+0) | - |" in text
+    assert (
+        "- S: record 232 holds 75% of the 4 beats; found there 1, elsewhere 1 of 1."
+        in text
+    )
+    with pytest.raises(ValueError, match="needs predictions with a 'label'"):
+        per_record_table(frame.drop(columns="label"), MAPPING)

@@ -39,6 +39,7 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     cnn_metrics_outputs,
     evaluate,
     latent_projection_figure,
+    per_record_table,
     reconstruction_figure,
     summary_report,
     validation_metrics,
@@ -133,6 +134,12 @@ def _training() -> Pipeline:
             name="autoencoder_metrics_outputs",
         ),
         node(
+            per_record_table,
+            ["ecg_autoencoder_test_predictions", LABELS],
+            "ecg_autoencoder_per_record",
+            name="autoencoder_per_record_table",
+        ),
+        node(
             reconstruction_figure,
             ["ecg_autoencoder_model", *inputs, FEATURES, LABELS, f"{P}.reporting"],
             "ecg_autoencoder_reconstructions",
@@ -216,6 +223,7 @@ def _training() -> Pipeline:
                 LABELS,
                 "ecg_autoencoder_val_metrics",
                 "ecg_cnn_val_metrics",
+                "ecg_autoencoder_per_record",
             ],
             "ecg_summary",
             name="summary_report",
