@@ -13,6 +13,7 @@ MSE) pass ``batch_loss(model, batch) -> StepOutput``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,7 +22,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -310,6 +311,20 @@ def _run_epoch(
     return stats
 
 
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with ``count`` torch threads (None: leave torch's choice), and
+    give the caller its own setting back afterwards, also after an error."""
+    before = torch.get_num_threads()
+    if count:
+        # Fewer threads than cores can be faster on a shared machine.
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _fingerprint_hash(
     model: nn.Module, params: TrainingParams, sizes: tuple[int, int], extra: Any
 ) -> str:
@@ -324,7 +339,7 @@ def _is_better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def fit(
+def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset,
@@ -357,206 +372,181 @@ def fit(
     Returns:
         `TrainingResult` with the best weights loaded into ``model``.
     """
-    threads = torch.get_num_threads()
-    if params.num_threads:
-        # Fewer threads than cores can be faster on a shared machine; null keeps torch's choice.
-        torch.set_num_threads(params.num_threads)
-    try:
-        return _fit(
-            model,
-            train_set,
-            val_set,
-            params,
-            batch_loss=batch_loss,
-            class_weights=class_weights,
-            sample_weights=sample_weights,
-            checkpoint_path=checkpoint_path,
-            fingerprint_extra=fingerprint_extra,
-        )
-    finally:
-        torch.set_num_threads(threads)  # the caller's setting, also after an error
-
-
-def _fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
-    model: nn.Module,
-    train_set: Dataset,
-    val_set: Dataset,
-    params: TrainingParams,
-    *,
-    batch_loss: BatchLoss | None,
-    class_weights: torch.Tensor | None,
-    sample_weights: np.ndarray | None,
-    checkpoint_path: str | os.PathLike | None,
-    fingerprint_extra: Any,
-) -> TrainingResult:
-    if len(train_set) == 0 or len(val_set) == 0:
-        raise ValueError(
-            f"Training needs non-empty train and validation sets, got {len(train_set)} and "
-            f"{len(val_set)} samples."
-        )
-    device = resolve_device(params.device)
-    model.to(device)
-    if batch_loss is None:
-        batch_loss = classification_loss(class_weights, params.label_smoothing)
-
-    shuffle_generator = torch.Generator().manual_seed(params.seed)
-    if params.weighted_sampling:
-        if sample_weights is None or len(sample_weights) != len(train_set):
+    with torch_threads(params.num_threads):
+        if len(train_set) == 0 or len(val_set) == 0:
             raise ValueError(
-                "training.weighted_sampling needs one sample weight per training sample."
+                f"Training needs non-empty train and validation sets, got {len(train_set)} and "
+                f"{len(val_set)} samples."
             )
-        sampler = WeightedRandomSampler(
-            torch.as_tensor(sample_weights, dtype=torch.double),
-            num_samples=len(train_set),
-            replacement=True,
-            generator=shuffle_generator,
-        )
-        train_loader = DataLoader(
-            train_set, batch_size=params.batch_size, sampler=sampler
-        )
-    else:
-        train_loader = DataLoader(
-            train_set,
-            batch_size=params.batch_size,
-            shuffle=True,
-            generator=shuffle_generator,
-        )
-    val_loader = DataLoader(
-        val_set, batch_size=max(params.batch_size, 256), shuffle=False
-    )
+        device = resolve_device(params.device)
+        model.to(device)
+        if batch_loss is None:
+            batch_loss = classification_loss(class_weights, params.label_smoothing)
 
-    optimizer = _make_optimizer(model, params)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        mode=params.monitor_mode,
-        factor=params.lr_plateau_factor,
-        patience=params.lr_plateau_patience
-        if params.lr_plateau_patience is not None
-        else 10**9,
-        min_lr=params.min_lr,
-    )
-
-    history: list[dict[str, float]] = []
-    best_value = math.inf if params.monitor_mode == "min" else -math.inf
-    best_epoch, best_state, stale_epochs, start_epoch = 0, None, 0, 1
-    fingerprint = _fingerprint_hash(
-        model, params, (len(train_set), len(val_set)), fingerprint_extra
-    )
-    checkpoint = Path(checkpoint_path) if checkpoint_path else None
-
-    if checkpoint and checkpoint.exists() and params.resume:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state.get("fingerprint") != fingerprint:
-            logger.warning(
-                "Checkpoint %s belongs to another configuration or dataset; starting afresh.",
-                checkpoint,
+        shuffle_generator = torch.Generator().manual_seed(params.seed)
+        if params.weighted_sampling:
+            if sample_weights is None or len(sample_weights) != len(train_set):
+                raise ValueError(
+                    "training.weighted_sampling needs one sample weight per training sample."
+                )
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(sample_weights, dtype=torch.double),
+                num_samples=len(train_set),
+                replacement=True,
+                generator=shuffle_generator,
+            )
+            train_loader = DataLoader(
+                train_set, batch_size=params.batch_size, sampler=sampler
             )
         else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            shuffle_generator.set_state(state["shuffle_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            history = state["history"]
-            best_value, best_epoch = state["best_value"], state["best_epoch"]
-            best_state, stale_epochs = state["best_model"], state["stale_epochs"]
-            start_epoch = state["epoch"] + 1
-            logger.info("Resuming from %s after epoch %d.", checkpoint, state["epoch"])
-    resumed_from = start_epoch - 1
+            train_loader = DataLoader(
+                train_set,
+                batch_size=params.batch_size,
+                shuffle=True,
+                generator=shuffle_generator,
+            )
+        val_loader = DataLoader(
+            val_set, batch_size=max(params.batch_size, 256), shuffle=False
+        )
 
-    stopped_early = False
-    for epoch in range(start_epoch, params.epochs + 1):
-        if (
-            params.early_stopping_patience is not None
-            and stale_epochs >= params.early_stopping_patience
-        ):
-            stopped_early = True
-            break
-        started = time.perf_counter()
-        label = f"epoch {epoch}/{params.epochs}"
-        train_stats = _run_epoch(
-            model,
-            train_loader,
-            batch_loss,
-            device,
+        optimizer = _make_optimizer(model, params)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
-            params.grad_clip_norm,
-            f"{label} train",
-            params.show_progress,
-        )
-        val_stats = _run_epoch(
-            model,
-            val_loader,
-            batch_loss,
-            device,
-            None,
-            None,
-            f"{label} val",
-            params.show_progress,
-        )
-        record = {
-            "epoch": epoch,
-            **train_stats.summary("train"),
-            **val_stats.summary("val"),
-        }
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        record["epoch_seconds"] = time.perf_counter() - started
-        if params.monitor not in record:
-            raise ValueError(
-                f"Parameter 'training.monitor' is {params.monitor!r}, which this model does not "
-                f"report; available: {sorted(record)}."
-            )
-        history.append(record)
-        value = record[params.monitor]
-        scheduler.step(value)
-        if _is_better(value, best_value, params.monitor_mode):
-            best_value, best_epoch, stale_epochs = value, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale_epochs += 1
-        logger.info(
-            "%s: %s",
-            label,
-            ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
-        )
-        if checkpoint:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "shuffle_rng": shuffle_generator.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "history": history,
-                    "best_value": best_value,
-                    "best_epoch": best_epoch,
-                    "best_model": best_state,
-                    "stale_epochs": stale_epochs,
-                },
-                tmp,
-            )
-            os.replace(
-                tmp, checkpoint
-            )  # atomic: a kill mid-write leaves the old checkpoint
-    else:
-        stopped_early = (
-            params.early_stopping_patience is not None
-            and stale_epochs >= params.early_stopping_patience
-            and len(history) < params.epochs
+            mode=params.monitor_mode,
+            factor=params.lr_plateau_factor,
+            patience=params.lr_plateau_patience
+            if params.lr_plateau_patience is not None
+            else 10**9,
+            min_lr=params.min_lr,
         )
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if checkpoint and checkpoint.exists():
-        best_path = checkpoint.with_name(checkpoint.stem + ".best.pt")
-        torch.save({"epoch": best_epoch, "model": model.state_dict()}, best_path)
-        checkpoint.unlink()
-    logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
-    return TrainingResult(model.cpu(), history, best_epoch, stopped_early, resumed_from)
+        history: list[dict[str, float]] = []
+        best_value = math.inf if params.monitor_mode == "min" else -math.inf
+        best_epoch, best_state, stale_epochs, start_epoch = 0, None, 0, 1
+        fingerprint = _fingerprint_hash(
+            model, params, (len(train_set), len(val_set)), fingerprint_extra
+        )
+        checkpoint = Path(checkpoint_path) if checkpoint_path else None
+
+        if checkpoint and checkpoint.exists() and params.resume:
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+            if state.get("fingerprint") != fingerprint:
+                logger.warning(
+                    "Checkpoint %s belongs to another configuration or dataset; starting afresh.",
+                    checkpoint,
+                )
+            else:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                scheduler.load_state_dict(state["scheduler"])
+                shuffle_generator.set_state(state["shuffle_rng"])
+                torch.set_rng_state(state["torch_rng"])
+                history = state["history"]
+                best_value, best_epoch = state["best_value"], state["best_epoch"]
+                best_state, stale_epochs = state["best_model"], state["stale_epochs"]
+                start_epoch = state["epoch"] + 1
+                logger.info(
+                    "Resuming from %s after epoch %d.", checkpoint, state["epoch"]
+                )
+        resumed_from = start_epoch - 1
+
+        stopped_early = False
+        for epoch in range(start_epoch, params.epochs + 1):
+            if (
+                params.early_stopping_patience is not None
+                and stale_epochs >= params.early_stopping_patience
+            ):
+                stopped_early = True
+                break
+            started = time.perf_counter()
+            label = f"epoch {epoch}/{params.epochs}"
+            train_stats = _run_epoch(
+                model,
+                train_loader,
+                batch_loss,
+                device,
+                optimizer,
+                params.grad_clip_norm,
+                f"{label} train",
+                params.show_progress,
+            )
+            val_stats = _run_epoch(
+                model,
+                val_loader,
+                batch_loss,
+                device,
+                None,
+                None,
+                f"{label} val",
+                params.show_progress,
+            )
+            record = {
+                "epoch": epoch,
+                **train_stats.summary("train"),
+                **val_stats.summary("val"),
+            }
+            record["lr"] = optimizer.param_groups[0]["lr"]
+            record["epoch_seconds"] = time.perf_counter() - started
+            if params.monitor not in record:
+                raise ValueError(
+                    f"Parameter 'training.monitor' is {params.monitor!r}, which this model does not "
+                    f"report; available: {sorted(record)}."
+                )
+            history.append(record)
+            value = record[params.monitor]
+            scheduler.step(value)
+            if _is_better(value, best_value, params.monitor_mode):
+                best_value, best_epoch, stale_epochs = value, epoch, 0
+                best_state = {
+                    k: v.detach().clone() for k, v in model.state_dict().items()
+                }
+            else:
+                stale_epochs += 1
+            logger.info(
+                "%s: %s",
+                label,
+                ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
+            )
+            if checkpoint:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+                tmp = checkpoint.with_suffix(".tmp")
+                torch.save(
+                    {
+                        "fingerprint": fingerprint,
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "shuffle_rng": shuffle_generator.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": history,
+                        "best_value": best_value,
+                        "best_epoch": best_epoch,
+                        "best_model": best_state,
+                        "stale_epochs": stale_epochs,
+                    },
+                    tmp,
+                )
+                os.replace(
+                    tmp, checkpoint
+                )  # atomic: a kill mid-write leaves the old checkpoint
+        else:
+            stopped_early = (
+                params.early_stopping_patience is not None
+                and stale_epochs >= params.early_stopping_patience
+                and len(history) < params.epochs
+            )
+
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        if checkpoint and checkpoint.exists():
+            best_path = checkpoint.with_name(checkpoint.stem + ".best.pt")
+            torch.save({"epoch": best_epoch, "model": model.state_dict()}, best_path)
+            checkpoint.unlink()
+        logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
+        return TrainingResult(
+            model.cpu(), history, best_epoch, stopped_early, resumed_from
+        )
 
 
 @torch.no_grad()

@@ -32,6 +32,7 @@ from medlstm.core.training import (
     fit,
     predict,
     seed_everything,
+    torch_threads,
 )
 from medlstm.models.lstm_twin import TorchTwinLSTM
 from medlstm.scratch import LSTMModel, TrainConfig, train
@@ -323,13 +324,8 @@ def _numpy_model(arrays: TaskArrays, model_params: dict[str, Any]) -> LSTMModel:
 def _threads(count: int) -> Iterator[None]:
     """Limit BLAS (NumPy) and torch to ``count`` threads, restoring both afterwards."""
     _count(count, "lstm_scratch.compute.threads")
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        with threadpool_limits(limits=count):
-            yield
-    finally:
-        torch.set_num_threads(before)
+    with torch_threads(count), threadpool_limits(limits=count):
+        yield
 
 
 def _summary(
