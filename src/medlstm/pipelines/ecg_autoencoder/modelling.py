@@ -348,7 +348,7 @@ def predict_beats(
             device="cpu",
             forward=lambda m, b: m(b[0], b[1], return_latent=True),
         )
-        recon_error = ((recon - x / model.input_scale) ** 2).mean(axis=1)
+        recon_error = ((recon - model.standardize(x)) ** 2).mean(axis=1)
         recon = recon * model.input_scale
     else:
         (logits,) = predict(

@@ -162,17 +162,17 @@ def anomaly_detection(
     """
     error = predictions["recon_error"].to_numpy()
     abnormal = (predictions["label"] != normal_class).to_numpy()
+    groups = list(predictions.groupby("label", sort=True)["recon_error"])
     per_class = {
         str(label): {
             "mean": float(group.mean()),
             "median": float(group.median()),
             "n": len(group),
         }
-        for label, group in predictions.groupby("label", sort=True)["recon_error"]
+        for label, group in groups
     }
     report: dict[str, Any] = {"normal_class": normal_class, "per_class": per_class}
     fig, (ax_box, ax_roc) = plt.subplots(1, 2, figsize=(10, 3.8))
-    groups = list(predictions.groupby("label", sort=True)["recon_error"])
     ax_box.boxplot(
         [g.clip(lower=1e-8) for _, g in groups],
         tick_labels=[f"{label}\n(n={len(g)})" for label, g in groups],
