@@ -12,6 +12,11 @@ cannot show, which is what separates supraventricular beats. The decoder also ge
 the position ``s / S``: fed the same ``z`` at every step it would have to count time
 in its state to place the QRS, and in practice it only learned the mean (a flat line).
 
+With ``detach_latent`` the cross-entropy trains the head only: ``z`` is then learned
+from reconstruction alone, without labels, as a PCA would be, and cannot pick up
+shortcuts that identify the training patients' ectopic beats but not a new
+patient's (see docs/ecg_autoencoder.md for the cross-validation that chose it).
+
 The LSTMs run at 1 / ``input_stride`` of the sampling rate (3: 96 steps at 120 Hz
 for a 288-sample beat): three times faster, and a QRS complex 180 steps before the
 end of a 360 Hz window is too far back for the encoder's last state to learn it.
@@ -50,6 +55,7 @@ class LSTMAutoencoderClassifier(nn.Module):
         lstm_dropout: float = 0.0,
         input_scale: float = 1.0,
         input_stride: int = 1,
+        detach_latent: bool = False,
     ) -> None:
         super().__init__()
         if (
@@ -77,11 +83,13 @@ class LSTMAutoencoderClassifier(nn.Module):
             "lstm_dropout": lstm_dropout,
             "input_scale": float(input_scale),
             "input_stride": input_stride,
+            "detach_latent": bool(detach_latent),
         }
         self.seq_len = seq_len
         self.n_rr_features = n_rr_features
         self.input_scale = float(input_scale)
         self.input_stride = input_stride
+        self.detach_latent = bool(detach_latent)
         between = lstm_dropout if num_layers > 1 else 0.0
         self.encoder = nn.LSTM(
             1, hidden_size, num_layers, batch_first=True, dropout=between
@@ -155,5 +163,6 @@ class LSTMAutoencoderClassifier(nn.Module):
                 f"Expected beats of {self.seq_len} samples, got {x.shape[-1]}."
             )
         z = self.encode(x)
-        recon, logits = self.decode(z), self.classify(z, rr)
+        recon = self.decode(z)
+        logits = self.classify(z.detach() if self.detach_latent else z, rr)
         return (recon, logits, z) if return_latent else (recon, logits)

@@ -39,6 +39,26 @@ def test_rr_features_change_the_logits_but_not_the_reconstruction():
     assert not torch.allclose(logits_a, logits_b)
 
 
+@pytest.mark.parametrize("detach_latent", [False, True])
+def test_detach_latent_keeps_the_cross_entropy_out_of_the_encoder(detach_latent):
+    torch.manual_seed(0)
+    model = small_autoencoder(detach_latent=detach_latent)
+    x, rr = torch.randn(4, 32), torch.rand(4, 4)
+    _, logits = model(x, rr)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
+    encoder_grad = model.encoder.weight_ih_l0.grad
+    assert model.head[0].weight.grad.abs().sum() > 0
+    if detach_latent:
+        assert encoder_grad is None or encoder_grad.abs().sum() == 0
+    else:
+        assert encoder_grad.abs().sum() > 0
+
+    model.zero_grad()
+    recon, _ = model(x, rr)
+    ((recon - model.standardize(x)) ** 2).mean().backward()
+    assert model.encoder.weight_ih_l0.grad.abs().sum() > 0  # reconstruction always trains it
+
+
 def test_autoencoder_input_checks():
     model = small_autoencoder()
     with pytest.raises(ValueError, match="takes 4 RR features, got None"):
