@@ -1,0 +1,181 @@
+"""Leave-records-out cross-validation of ecg_autoencoder settings over DS1.
+
+The five validation records hold 193 S beats and every one of them is easy, so they
+cannot tell two settings apart on what matters: S beats of patients unlike the
+training ones. This script holds out whole DS1 records instead. The training records
+are dealt into ``--folds`` groups (sorted by S beats, round robin, so every fold
+holds S-rich records); each group is predicted by a model trained on the others,
+and the out-of-fold predictions of all DS1 beats are pooled into one Se / +P table
+per setting. DS2 is never read.
+
+Training follows conf/<env>: the same model, loss, class weights and N cap
+(``split.max_train_beats_per_class``), for a fixed ``--epochs`` (the held-out records
+must not pick the epoch); 600 held-out beats are monitored for the progress log only.
+
+Usage (from the project root, full database)::
+
+    GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \\
+        python benchmarks/cv_ecg_autoencoder.py --threads 2 \\
+        --setting joint model.detach_latent=false \\
+        --setting detached model.detach_latent=true
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from bench_ecg_autoencoder import ROOT, load_params
+
+from medlstm.datasets.wfdb_records import WfdbRecordsDataset
+from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    predict_beats,
+    train_autoencoder,
+    train_cnn,
+)
+
+MONITORED_BEATS = 600
+
+
+def record_folds(beats: pd.DataFrame, records: list[str], k: int) -> list[list[str]]:
+    """``records`` dealt into ``k`` folds, sorted by S beats so each fold gets some."""
+    s_beats = beats[beats["label"] == "S"].groupby("record").size()
+    ordered = sorted(records, key=lambda r: (-s_beats.get(r, 0), r))
+    return [ordered[i::k] for i in range(k)]
+
+
+def fold_split(
+    beats: pd.DataFrame, held_out: list[str], train: list[str], cap: int | None
+) -> np.ndarray:
+    """Split labels for one fold: train (N capped as in the pipeline), val (a few
+    held-out beats, monitored only), held_out (the rest), other."""
+    record = beats["record"].to_numpy()
+    split = np.full(len(beats), "other", dtype=object)
+    split[np.isin(record, train)] = "train"
+    rng = np.random.default_rng(42)
+    if cap:
+        for label in beats["label"].unique():
+            idx = np.flatnonzero(
+                (split == "train") & (beats["label"].to_numpy() == label)
+            )
+            split[rng.permutation(idx)[cap:]] = "train_unused"
+    held = rng.permutation(np.flatnonzero(np.isin(record, held_out)))
+    split[held] = "held_out"
+    split[held[:MONITORED_BEATS]] = "val"
+    return split
+
+
+def apply_overrides(block: dict, overrides: list[str]) -> dict:
+    """``model.detach_latent=true`` -> block["model"]["detach_latent"] = True."""
+    block = copy.deepcopy(block)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        target = block
+        for name in parents:
+            target = target.setdefault(name, {})
+        target[leaf] = yaml.safe_load(value)
+    return block
+
+
+def pooled_scores(pred: pd.DataFrame, classes: list[str]) -> dict[str, float]:
+    truth, guess = pred["label"].to_numpy(), pred["predicted"].to_numpy()
+    scores = {"accuracy": float((truth == guess).mean()), "n": len(pred)}
+    for c in classes:
+        hits = int(((truth == c) & (guess == c)).sum())
+        scores[f"{c}_Se"] = hits / max(int((truth == c).sum()), 1)
+        scores[f"{c}_+P"] = hits / max(int((guess == c).sum()), 1)
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--env", default="full", help="conf/<env> (default: full)")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/mitdb")
+    parser.add_argument(
+        "--model", choices=("autoencoder", "cnn"), default="autoencoder"
+    )
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--setting", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
+        help="a named setting and its overrides of the model block; repeatable",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=ROOT / "data/08_reporting")
+    args = parser.parse_args()
+    settings = args.setting or [["as_configured"]]
+
+    params = load_params(args.env)
+    cfg = params["ecg_autoencoder"]
+    classes = list(cfg["ingestion"]["label_mapping"])
+    beats, windows, _ = segment_records(
+        WfdbRecordsDataset(str(args.data)).load(), cfg["ingestion"]
+    )
+    ds1 = [str(r) for r in cfg["split"]["inter_patient"]["train"]]
+    folds = record_folds(
+        beats, [r for r in ds1 if r in set(beats["record"])], args.folds
+    )
+    print("folds (records held out together):", folds)
+    train_fn = train_autoencoder if args.model == "autoencoder" else train_cnn
+
+    results = {}
+    for name, *overrides in settings:
+        block = apply_overrides(cfg[args.model], overrides)
+        block["checkpoint_path"] = None
+        block["training"] = {
+            **block["training"], "epochs": args.epochs, "early_stopping_patience": None,
+            "monitor": "train_loss", "num_threads": args.threads, "show_progress": False,
+        }  # fmt: skip
+        out_of_fold, started = [], time.perf_counter()
+        for held_out in folds:
+            train = [r for r in ds1 if r not in held_out]
+            split = fold_split(
+                beats, held_out, train, cfg["split"]["max_train_beats_per_class"]
+            )
+            keep = split != "other"
+            part = beats.assign(split=split)[keep].reset_index(drop=True)
+            arrays = {
+                "windows": windows["windows"][keep],
+                "record": windows["record"][keep],
+                "sample": windows["sample"][keep],
+            }
+            extra = (
+                (params["alpha"], params["beta"]) if args.model == "autoencoder" else ()
+            )
+            model, _ = train_fn(
+                part, arrays, block, cfg["features"], cfg["ingestion"]["label_mapping"],
+                *extra,
+            )  # fmt: skip
+            test = part["split"].isin(["val", "held_out"]).to_numpy()
+            pred, _, _ = predict_beats(
+                model, part[test], arrays["windows"][test], cfg["features"], classes
+            )
+            out_of_fold.append(pred)
+        pred = pd.concat(out_of_fold, ignore_index=True)
+        scores = pooled_scores(pred, classes)
+        scores["seconds"] = round(time.perf_counter() - started, 1)
+        results[name] = {"overrides": overrides, **scores}
+        print(
+            f"{name:>16}: acc {scores['accuracy']:.3f}  S Se/+P {scores['S_Se']:.3f}/"
+            f"{scores['S_+P']:.3f}  V Se/+P {scores['V_Se']:.3f}/{scores['V_+P']:.3f}  "
+            f"({scores['seconds']:.0f} s)",
+            flush=True,
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"ecg_{args.model}_ds1_cv.json"
+    path.write_text(
+        json.dumps({"folds": folds, "epochs": args.epochs, **results}, indent=2)
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
