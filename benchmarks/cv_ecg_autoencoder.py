@@ -33,13 +33,16 @@ import pandas as pd
 import yaml
 from bench_ecg_autoencoder import ROOT, load_params
 
+from medlstm.core.evaluation import classification_metrics
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import (
+    label_indices,
     predict_beats,
     train_autoencoder,
     train_cnn,
 )
+from medlstm.pipelines.ecg_autoencoder.splits import cap_training_beats
 
 MONITORED_BEATS = 600
 
@@ -54,19 +57,16 @@ def record_folds(beats: pd.DataFrame, records: list[str], k: int) -> list[list[s
 def fold_split(
     beats: pd.DataFrame, held_out: list[str], train: list[str], cap: int | None
 ) -> np.ndarray:
-    """Split labels for one fold: train (N capped as in the pipeline), val (a few
-    held-out beats, monitored only), held_out (the rest), other."""
+    """Split labels for one fold: train (capped by the pipeline's own
+    `cap_training_beats`), val (a few held-out beats, monitored only), held_out (the
+    rest), other."""
     record = beats["record"].to_numpy()
-    split = np.full(len(beats), "other", dtype=object)
+    split = pd.Series("other", index=beats.index, dtype=object)
     split[np.isin(record, train)] = "train"
-    rng = np.random.default_rng(42)
-    if cap:
-        for label in beats["label"].unique():
-            idx = np.flatnonzero(
-                (split == "train") & (beats["label"].to_numpy() == label)
-            )
-            split[rng.permutation(idx)[cap:]] = "train_unused"
-    held = rng.permutation(np.flatnonzero(np.isin(record, held_out)))
+    split = cap_training_beats(split, beats["label"], cap, seed=42).to_numpy(copy=True)
+    held = np.random.default_rng(42).permutation(
+        np.flatnonzero(np.isin(record, held_out))
+    )
     split[held] = "held_out"
     split[held[:MONITORED_BEATS]] = "val"
     return split
@@ -86,12 +86,15 @@ def apply_overrides(block: dict, overrides: list[str]) -> dict:
 
 
 def pooled_scores(pred: pd.DataFrame, classes: list[str]) -> dict[str, float]:
-    truth, guess = pred["label"].to_numpy(), pred["predicted"].to_numpy()
-    scores = {"accuracy": float((truth == guess).mean()), "n": len(pred)}
-    for c in classes:
-        hits = int(((truth == c) & (guess == c)).sum())
-        scores[f"{c}_Se"] = hits / max(int((truth == c).sum()), 1)
-        scores[f"{c}_+P"] = hits / max(int((guess == c).sum()), 1)
+    """Accuracy and per-class Se / +P of the pooled out-of-fold predictions."""
+    metrics = classification_metrics(
+        label_indices(pred["label"], classes),
+        label_indices(pred["predicted"], classes),
+        classes,
+    )
+    scores = {"accuracy": metrics["accuracy"], "n": metrics["n"]}
+    for c, m in metrics["per_class"].items():
+        scores[f"{c}_Se"], scores[f"{c}_+P"] = m["recall"], m["precision"]
     return scores
 
 
@@ -142,11 +145,7 @@ def main() -> None:
             )
             keep = split != "other"
             part = beats.assign(split=split)[keep].reset_index(drop=True)
-            arrays = {
-                "windows": windows["windows"][keep],
-                "record": windows["record"][keep],
-                "sample": windows["sample"][keep],
-            }
+            arrays = {key: values[keep] for key, values in windows.items()}
             extra = (
                 (params["alpha"], params["beta"]) if args.model == "autoencoder" else ()
             )

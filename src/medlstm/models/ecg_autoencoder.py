@@ -13,9 +13,9 @@ the position ``s / S``: fed the same ``z`` at every step it would have to count 
 in its state to place the QRS, and in practice it only learned the mean (a flat line).
 
 With ``detach_latent`` the cross-entropy trains the head only: ``z`` is then learned
-from reconstruction alone, without labels, as a PCA would be, and cannot pick up
-shortcuts that identify the training patients' ectopic beats but not a new
-patient's (see docs/ecg_autoencoder.md for the cross-validation that chose it).
+from reconstruction alone, without labels, as a PCA would be. The hope was a code
+that transfers better to new patients; leave-records-out cross-validation over DS1
+found it worse on S and V, so it is off by default (docs/ecg_autoencoder.md).
 
 The LSTMs run at 1 / ``input_stride`` of the sampling rate (3: 96 steps at 120 Hz
 for a 288-sample beat): three times faster, and a QRS complex 180 steps before the
