@@ -115,6 +115,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "data/08_reporting")
     args = parser.parse_args()
     settings = args.setting or [["as_configured"]]
+    args.out.mkdir(parents=True, exist_ok=True)
 
     params = load_params(args.env)
     cfg = params["ecg_autoencoder"]
@@ -131,7 +132,16 @@ def main() -> None:
 
     results = {}
     for name, *overrides in settings:
-        block = apply_overrides(cfg[args.model], overrides)
+        scoped = {"model": [], "features": [], "loss": []}
+        for item in overrides:
+            scope = item.split(".")[0] if item.startswith("features.") else "model"
+            scope = "loss" if item.split("=")[0] in ("alpha", "beta") else scope
+            scoped[scope].append(item.removeprefix("features."))
+        block = apply_overrides(cfg[args.model], scoped["model"])
+        features = apply_overrides(cfg["features"], scoped["features"])
+        weights = apply_overrides(
+            {"alpha": params["alpha"], "beta": params["beta"]}, scoped["loss"]
+        )
         block["checkpoint_path"] = None
         block["training"] = {
             **block["training"], "epochs": args.epochs, "early_stopping_patience": None,
@@ -147,18 +157,21 @@ def main() -> None:
             part = beats.assign(split=split)[keep].reset_index(drop=True)
             arrays = {key: values[keep] for key, values in windows.items()}
             extra = (
-                (params["alpha"], params["beta"]) if args.model == "autoencoder" else ()
+                (weights["alpha"], weights["beta"])
+                if args.model == "autoencoder"
+                else ()
             )
             model, _ = train_fn(
-                part, arrays, block, cfg["features"], cfg["ingestion"]["label_mapping"],
+                part, arrays, block, features, cfg["ingestion"]["label_mapping"],
                 *extra,
             )  # fmt: skip
             test = part["split"].isin(["val", "held_out"]).to_numpy()
             pred, _, _ = predict_beats(
-                model, part[test], arrays["windows"][test], cfg["features"], classes
+                model, part[test], arrays["windows"][test], features, classes
             )
             out_of_fold.append(pred)
         pred = pd.concat(out_of_fold, ignore_index=True)
+        pred.to_parquet(args.out / f"ecg_{args.model}_ds1_cv_{name}.parquet")
         scores = pooled_scores(pred, classes)
         scores["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = {"overrides": overrides, **scores}
@@ -168,7 +181,6 @@ def main() -> None:
             f"({scores['seconds']:.0f} s)",
             flush=True,
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"ecg_{args.model}_ds1_cv.json"
     path.write_text(
         json.dumps({"folds": folds, "epochs": args.epochs, **results}, indent=2)

@@ -56,6 +56,10 @@ class LSTMAutoencoderClassifier(nn.Module):
         input_scale: float = 1.0,
         input_stride: int = 1,
         detach_latent: bool = False,
+        latent_dropout: float = 0.0,
+        rr_path: str = "joint",
+        rr_mean: list[float] | None = None,
+        rr_scale: list[float] | None = None,
     ) -> None:
         super().__init__()
         if (
@@ -65,6 +69,17 @@ class LSTMAutoencoderClassifier(nn.Module):
             raise ValueError("LSTMAutoencoderClassifier sizes must all be >= 1.")
         if n_rr_features < 0:
             raise ValueError(f"n_rr_features must be >= 0, got {n_rr_features}.")
+        if rr_path not in ("joint", "additive"):
+            raise ValueError(f"rr_path must be joint or additive, got {rr_path!r}.")
+        for name, values in (("rr_mean", rr_mean), ("rr_scale", rr_scale)):
+            if values is not None and len(values) != n_rr_features:
+                raise ValueError(
+                    f"{name} has {len(values)} values for {n_rr_features} RR features."
+                )
+        if rr_scale is not None and min(rr_scale, default=1.0) <= 0:
+            raise ValueError(f"rr_scale must be > 0, got {rr_scale}.")
+        if not 0.0 <= latent_dropout < 1.0:
+            raise ValueError(f"latent_dropout must be in [0, 1), got {latent_dropout}.")
         if not input_scale > 0:
             raise ValueError(f"input_scale must be > 0, got {input_scale}.")
         if input_stride < 1 or seq_len % input_stride:
@@ -84,12 +99,26 @@ class LSTMAutoencoderClassifier(nn.Module):
             "input_scale": float(input_scale),
             "input_stride": input_stride,
             "detach_latent": bool(detach_latent),
+            "latent_dropout": float(latent_dropout),
+            "rr_path": rr_path,
+            "rr_mean": None if rr_mean is None else [float(v) for v in rr_mean],
+            "rr_scale": None if rr_scale is None else [float(v) for v in rr_scale],
         }
         self.seq_len = seq_len
         self.n_rr_features = n_rr_features
         self.input_scale = float(input_scale)
         self.input_stride = input_stride
         self.detach_latent = bool(detach_latent)
+        self.latent_dropout = float(latent_dropout)
+        self.rr_path = rr_path
+        self.register_buffer(
+            "rr_mean", torch.tensor(rr_mean or [0.0] * n_rr_features), persistent=False
+        )
+        self.register_buffer(
+            "rr_scale",
+            torch.tensor(rr_scale or [1.0] * n_rr_features),
+            persistent=False,
+        )
         between = lstm_dropout if num_layers > 1 else 0.0
         self.encoder = nn.LSTM(
             1, hidden_size, num_layers, batch_first=True, dropout=between
@@ -108,11 +137,15 @@ class LSTMAutoencoderClassifier(nn.Module):
             for name, bias in lstm.named_parameters():
                 if name.startswith("bias"):  # gates i, f, g, o; b_ih + b_hh = 1 for f
                     nn.init.constant_(bias[hidden_size : 2 * hidden_size], 0.5)
+        additive = rr_path == "additive"
         self.head = nn.Sequential(
-            nn.Linear(latent_size + n_rr_features, head_hidden),
+            nn.Linear(latent_size + (0 if additive else n_rr_features), head_hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(head_hidden, n_classes),
+        )
+        self.rr_logits = (
+            nn.Linear(n_rr_features, n_classes) if additive and n_rr_features else None
         )
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,14 +172,18 @@ class LSTMAutoencoderClassifier(nn.Module):
 
     def classify(self, z: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, L), rr (B, R) -> logits (B, C)."""
-        if self.n_rr_features:
-            if rr is None or rr.shape[-1] != self.n_rr_features:
-                got = None if rr is None else tuple(rr.shape)
-                raise ValueError(
-                    f"This model takes {self.n_rr_features} RR features, got {got}."
-                )
-            z = torch.cat([z, rr.to(z.dtype)], dim=-1)
-        return self.head(z)
+        z = F.dropout(z, self.latent_dropout, self.training)
+        if not self.n_rr_features:
+            return self.head(z)
+        if rr is None or rr.shape[-1] != self.n_rr_features:
+            got = None if rr is None else tuple(rr.shape)
+            raise ValueError(
+                f"This model takes {self.n_rr_features} RR features, got {got}."
+            )
+        rr = ((rr - self.rr_mean) / self.rr_scale).to(z.dtype)
+        if self.rr_logits is None:
+            return self.head(torch.cat([z, rr], dim=-1))
+        return self.head(z) + self.rr_logits(rr)
 
     def forward(
         self,

@@ -154,6 +154,30 @@ def test_autoencoder_trains_deterministically(tiny_data, ae_params, params):
     ]
 
 
+def test_rr_standardisation_is_fitted_on_the_training_beats_only(
+    tiny_data, ae_params, params
+):
+    beats, windows = tiny_data
+    ae_params["training"]["epochs"] = 1
+    features = {**params["features"], "rr_standardize": True}
+    mapping = params["ingestion"]["label_mapping"]
+    model, _ = train_autoencoder(beats, windows, ae_params, features, mapping, 1, 1)
+
+    train = beats[beats["split"] == "train"]
+    expected = rr_matrix(train, features)
+    np.testing.assert_allclose(model.config["rr_mean"], expected.mean(0), rtol=1e-5)
+    std = expected.std(0)
+    np.testing.assert_allclose(
+        model.config["rr_scale"], np.where(std > 1e-6, std, 1.0), rtol=1e-5
+    )
+    # Validation and test beats leave the statistics alone.
+    shifted = beats.copy()
+    held_out = shifted["split"] != "train"
+    shifted.loc[held_out, features["rr_columns"]] *= 3.0
+    again, _ = train_autoencoder(shifted, windows, ae_params, features, mapping, 1, 1)
+    assert again.config["rr_mean"] == model.config["rr_mean"]
+
+
 def test_oversampling_focal_and_bf16_run_deterministically(
     tiny_data, ae_params, params
 ):

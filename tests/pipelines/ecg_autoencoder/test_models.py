@@ -60,6 +60,41 @@ def test_detach_latent_keeps_the_cross_entropy_out_of_the_encoder(detach_latent)
     assert model.encoder.weight_ih_l0.grad.abs().sum() > 0
 
 
+def test_additive_rr_path_adds_a_linear_rr_term_to_the_logits():
+    torch.manual_seed(0)
+    model = small_autoencoder(rr_path="additive").eval()
+    x, rr_a, rr_b = torch.randn(3, 32), torch.rand(3, 4), torch.rand(3, 4)
+    _, logits_a = model(x, rr_a)
+    _, logits_b = model(x, rr_b)
+    # Additive: the change in logits is linear in the change of the RR features,
+    # whatever the beat's morphology.
+    torch.testing.assert_close(
+        logits_a - logits_b, (rr_a - rr_b) @ model.rr_logits.weight.T
+    )
+    assert model.head[0].in_features == 8  # the MLP sees the latent alone
+
+
+def test_rr_features_are_standardised_inside_the_model():
+    torch.manual_seed(0)
+    mean, scale = [1.0, 1.0, 1.0, 1.0], [0.2, 0.2, 0.1, 0.2]
+    model = small_autoencoder(rr_mean=mean, rr_scale=scale).eval()
+    plain = small_autoencoder().eval()
+    plain.load_state_dict(model.state_dict())
+    x, rr = torch.randn(2, 32), torch.rand(2, 4) + 0.5
+    standardised = (rr - torch.tensor(mean)) / torch.tensor(scale)
+    torch.testing.assert_close(model(x, rr)[1], plain(x, standardised)[1])
+
+
+def test_latent_dropout_only_acts_in_training():
+    torch.manual_seed(0)
+    model = small_autoencoder(latent_dropout=0.5, dropout=0.0)
+    x, rr = torch.randn(64, 32), torch.rand(64, 4)
+    model.eval()
+    assert torch.equal(model(x, rr)[1], model(x, rr)[1])
+    model.train()
+    assert not torch.allclose(model(x, rr)[1], model(x, rr)[1])
+
+
 def test_autoencoder_input_checks():
     model = small_autoencoder()
     with pytest.raises(ValueError, match="takes 4 RR features, got None"):
@@ -68,6 +103,12 @@ def test_autoencoder_input_checks():
         model(torch.randn(2, 30), torch.rand(2, 4))
     with pytest.raises(ValueError, match=">= 1"):
         small_autoencoder(latent_size=0)
+    with pytest.raises(ValueError, match="rr_path must be joint or additive"):
+        small_autoencoder(rr_path="wide")
+    with pytest.raises(ValueError, match="rr_mean has 3 values for 4 RR features"):
+        small_autoencoder(rr_mean=[0.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="latent_dropout must be in"):
+        small_autoencoder(latent_dropout=1.0)
 
 
 def test_input_stride_runs_the_lstms_on_fewer_steps():
@@ -105,9 +146,12 @@ def test_cnn_shapes_and_checks():
     "model",
     [
         small_autoencoder(),
+        small_autoencoder(
+            rr_path="additive", rr_mean=[1.0] * 4, rr_scale=[0.5, 0.2, 0.1, 0.3]
+        ),
         CNN1DClassifier(n_classes=5, n_rr_features=4, channels=[4, 8]),
     ],
-    ids=["autoencoder", "cnn"],
+    ids=["autoencoder", "autoencoder_additive_rr", "cnn"],
 )
 def test_saved_model_loads_with_the_same_outputs(tmp_path, model):
     model.eval()

@@ -263,6 +263,15 @@ def train_autoencoder(
     train = beats["split"].to_numpy() == "train"
     # Fitted on the training beats only, and saved in the model's config.
     input_scale = float(windows["windows"][train].std()) or 1.0
+    rr_stats = {}
+    if features.get("rr_standardize") and features.get("rr_columns"):
+        rr_train = rr_matrix(beats[train], features)
+        std = rr_train.std(0)
+        # A feature constant in training keeps its units instead of blowing up.
+        rr_stats = {
+            "rr_mean": rr_train.mean(0).tolist(),
+            "rr_scale": np.where(std > 1e-6, std, 1.0).tolist(),
+        }
 
     def factory() -> nn.Module:
         return LSTMAutoencoderClassifier(
@@ -270,6 +279,7 @@ def train_autoencoder(
             n_classes=len(class_names),
             n_rr_features=len(features.get("rr_columns", [])),
             input_scale=input_scale,
+            **rr_stats,
             **params.get("model", {}),
         )
 
