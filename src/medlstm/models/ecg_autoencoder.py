@@ -4,13 +4,22 @@
         -> encoder LSTM x num_layers -> last hidden (B, H) -> Linear -> z (B, L)
     [z, s / S] at each of S steps -> decoder LSTM x num_layers -> Linear per step
         -> (B, S) -> linear interpolation -> recon (B, T)
-    [z, rr features] (B, L + R) -> Linear -> ReLU -> Dropout -> Linear -> logits (B, C)
+    rr (B, R) -> (rr - rr_mean) / rr_scale    (statistics of the training beats)
+    rr_path "joint":    [z, rr] (B, L + R) -> Linear -> ReLU -> Dropout -> Linear
+                        -> logits (B, C)
+    rr_path "additive": MLP(z) (B, C) + Linear(rr) (B, C) -> logits (B, C)
 
 The reconstruction term makes ``z`` a summary of the beat's morphology; the RR
 features (prematurity, compensatory pause) give the head what morphology alone
 cannot show, which is what separates supraventricular beats. The decoder also gets
 the position ``s / S``: fed the same ``z`` at every step it would have to count time
 in its state to place the QRS, and in practice it only learned the mean (a flat line).
+
+With ``rr_path="additive"`` prematurity moves the logits by the same amount
+whatever the beat looks like: in the joint MLP, a beat that looks typical could veto
+its RR features. The joint head of session 2 called every S beat of DS2's record 232
+N even when given the latent of a perfectly typical beat; the additive path was
+chosen over it by leave-records-out cross-validation over DS1.
 
 With ``detach_latent`` the cross-entropy trains the head only: ``z`` is then learned
 from reconstruction alone, without labels, as a PCA would be. The hope was a code
