@@ -96,14 +96,30 @@ def test_autoencoder_loss_weights_mse_and_cross_entropy():
 
 def test_class_weight_power_interpolates_between_schemes():
     y = np.array([0] * 90 + [1] * 10)
-    sqrt = class_weights(y, 3, "sqrt_balanced", {}, "x")
-    half = class_weights(y, 3, "none", {"class_weight_power": 0.5}, "x")
+    classes = ["N", "S", "V"]
+    sqrt = class_weights(y, classes, "sqrt_balanced", {}, "x")
+    half = class_weights(y, classes, "none", {"class_weight_power": 0.5}, "x")
     torch.testing.assert_close(half, sqrt)
-    full = class_weights(y, 3, "none", {"class_weight_power": 1.0}, "x")
+    full = class_weights(y, classes, "none", {"class_weight_power": 1.0}, "x")
     assert full[1] / full[0] == pytest.approx(9.0)
     assert full[2] == 0.0  # absent class
     with pytest.raises(ValueError, match="not both"):
-        class_weights(y, 3, "balanced", {"class_weight_power": 1.0}, "x")
+        class_weights(y, classes, "balanced", {"class_weight_power": 1.0}, "x")
+
+
+def test_class_weight_multipliers_move_one_class_alone():
+    y = np.array([0] * 90 + [1] * 10)
+    classes = ["N", "S", "V"]
+    sqrt = class_weights(y, classes, "sqrt_balanced", {}, "x")
+    cfg = {"class_weight_multipliers": {"S": 2.0}}
+    raised = class_weights(y, classes, "sqrt_balanced", cfg, "x")
+    torch.testing.assert_close(raised, sqrt * torch.tensor([1.0, 2.0, 1.0]))
+    unweighted = class_weights(y, classes, "none", cfg, "x")
+    torch.testing.assert_close(unweighted, torch.tensor([1.0, 2.0, 1.0]))
+    with pytest.raises(ValueError, match=r"names \['X'\], which are not among"):
+        class_weights(y, classes, "none", {"class_weight_multipliers": {"X": 2}}, "x")
+    with pytest.raises(ValueError, match="must be >= 0"):
+        class_weights(y, classes, "none", {"class_weight_multipliers": {"S": -1}}, "x")
 
 
 def test_rr_matrix_clips_and_checks_columns():
