@@ -85,6 +85,22 @@ def apply_overrides(block: dict, overrides: list[str]) -> dict:
     return block
 
 
+def route_overrides(overrides: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Overrides for the top-level loss weights (``alpha=``, ``beta=``), for the
+    features block (``features.`` stripped) and for the model's block (the rest:
+    ``model.``, ``loss.``, ``training.`` keys)."""
+    top, features, block = [], [], []
+    for item in overrides:
+        key = item.partition("=")[0]
+        if key in ("alpha", "beta"):
+            top.append(item)
+        elif key.startswith("features."):
+            features.append(item.removeprefix("features."))
+        else:
+            block.append(item)
+    return top, features, block
+
+
 def pooled_scores(pred: pd.DataFrame, classes: list[str]) -> dict[str, float]:
     """Accuracy and per-class Se / +P of the pooled out-of-fold predictions."""
     metrics = classification_metrics(
@@ -110,7 +126,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
         "--setting", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
-        help="a named setting and its overrides of the model block; repeatable",
+        help="a named setting and its overrides: keys of the model's block "
+        "(model.latent_size=16, loss.focal_gamma=2), features.KEY=VALUE, alpha=, "
+        "beta=; repeatable",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "data/08_reporting")
     args = parser.parse_args()
@@ -132,15 +150,14 @@ def main() -> None:
 
     results = {}
     for name, *overrides in settings:
-        scoped = {"model": [], "features": [], "loss": []}
-        for item in overrides:
-            scope = item.split(".")[0] if item.startswith("features.") else "model"
-            scope = "loss" if item.split("=")[0] in ("alpha", "beta") else scope
-            scoped[scope].append(item.removeprefix("features."))
-        block = apply_overrides(cfg[args.model], scoped["model"])
-        features = apply_overrides(cfg["features"], scoped["features"])
+        top, feature_items, block_items = route_overrides(overrides)
+        block = apply_overrides(cfg[args.model], block_items)
+        features = apply_overrides(cfg["features"], feature_items)
         weights = apply_overrides(
-            {"alpha": params["alpha"], "beta": params["beta"]}, scoped["loss"]
+            {"alpha": params["alpha"], "beta": params["beta"]}, top
+        )
+        extra = (
+            (weights["alpha"], weights["beta"]) if args.model == "autoencoder" else ()
         )
         block["checkpoint_path"] = None
         block["training"] = {
@@ -156,11 +173,6 @@ def main() -> None:
             keep = split != "other"
             part = beats.assign(split=split)[keep].reset_index(drop=True)
             arrays = {key: values[keep] for key, values in windows.items()}
-            extra = (
-                (weights["alpha"], weights["beta"])
-                if args.model == "autoencoder"
-                else ()
-            )
             model, _ = train_fn(
                 part, arrays, block, features, cfg["ingestion"]["label_mapping"],
                 *extra,

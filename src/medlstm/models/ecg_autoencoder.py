@@ -119,7 +119,6 @@ class LSTMAutoencoderClassifier(nn.Module):
         self.input_stride = input_stride
         self.detach_latent = bool(detach_latent)
         self.latent_dropout = float(latent_dropout)
-        self.rr_path = rr_path
         self.register_buffer(
             "rr_mean", torch.tensor(rr_mean or [0.0] * n_rr_features), persistent=False
         )
