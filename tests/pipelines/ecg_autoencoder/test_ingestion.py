@@ -243,6 +243,35 @@ def test_rr_features_show_prematurity():
     np.testing.assert_allclose(rr["record_rr"], 1.0)
 
 
+def test_reference_rr_is_not_pulled_down_by_runs_of_premature_beats():
+    # Sinus pauses of 1.9 s, each followed by a run of three beats at 0.7 s: the
+    # premature beats are the majority, as in a record with frequent atrial runs.
+    intervals = np.tile([1.9, 0.7, 0.7, 0.7], 10)
+    samples = np.concatenate([[0], np.cumsum(intervals)]) * 360.0
+    rr = rr_intervals(samples.round().astype(int), 360.0, local_beats=10)
+
+    premature = np.flatnonzero(np.isclose(rr["pre_rr"], 0.7, atol=0.01))
+    inner = premature[(premature > 10) & (premature < len(samples) - 10)]
+    np.testing.assert_allclose(rr["reference_rr"][inner], 1.9, atol=0.01)
+    assert rr["rr_pre_ref"][inner].max() < 0.4  # clearly premature
+    assert rr["rr_pre_norm"][inner].min() > 0.65  # against the mean, barely so
+    np.testing.assert_allclose(rr["rr_post_ref"], rr["post_rr"] / rr["reference_rr"])
+
+
+def test_reference_rr_of_a_regular_rhythm_is_the_rhythm():
+    rr = rr_intervals(np.arange(0, 20 * 300, 300), 360.0, local_beats=10)
+    np.testing.assert_allclose(rr["rr_pre_ref"][1:], 1.0)
+
+
+@pytest.mark.parametrize(
+    "change", [{"reference_rr_beats": 0}, {"reference_rr_quantile": 1.5}]
+)
+def test_bad_reference_rr_parameters_are_named(params, change):
+    params["ingestion"].update(change)
+    with pytest.raises(ValueError, match="reference_rr_"):
+        SegmentationParams.from_dict(params["ingestion"])
+
+
 def test_window_scaling_beat_standardises_each_window(params):
     params["ingestion"].update(window_scaling="beat", subtract_template=False)
     _, windows, _ = segment_records({"900": make_record()}, params["ingestion"])
