@@ -98,6 +98,26 @@ def test_mlflow_shapes():
     assert "test.n" in flatten_metrics(m, "test.")
 
 
+def test_ensemble_histories_keep_each_member_apart():
+    history = [
+        {"epoch": e, "member": m, "train_loss": m + 1 / e, "val_loss": m + 2 / e}
+        for m in (0, 1)
+        for e in (1, 2, 3)[: 2 + m]  # members may stop at different epochs
+    ]
+    logged = history_to_mlflow(history)
+    assert set(logged) == {
+        "member0/train_loss", "member0/val_loss", "member1/train_loss", "member1/val_loss",
+    }  # fmt: skip
+    assert [r["step"] for r in logged["member1/val_loss"]] == [1, 2, 3]
+    assert logged["member0/val_loss"][-1] == {"value": 1.0, "step": 2}
+
+    fig = training_curves_figure(history, "ensemble")
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert list(lines["val (member 1)"].get_xdata()) == [1, 2, 3]
+    assert list(lines["train (member 0)"].get_ydata()) == [1.0, 0.5]
+    plt.close(fig)
+
+
 def test_figures_and_tables_render():
     m = classification_metrics([0, 1, 2, 2], [0, 1, 2, 1], NAMES)
     fig = confusion_matrix_figure(m, "cm")

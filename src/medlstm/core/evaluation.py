@@ -145,14 +145,17 @@ def history_to_mlflow(
 ) -> dict[str, list[dict]]:
     """A per-epoch history in the shape kedro-mlflow's MlflowMetricsHistoryDataset logs.
 
-    Each metric becomes one MLflow metric with a value per epoch (step = epoch).
+    Each metric becomes one MLflow metric with a value per epoch (step = epoch). Rows
+    tagged with a ``member`` index (the models of an ensemble, trained one after the
+    other) go to ``member<i>/<metric>``.
     """
     out: dict[str, list[dict]] = {}
     for record in history:
         step = int(record["epoch"])
+        member = f"member{int(record['member'])}/" if "member" in record else ""
         for key, value in record.items():
-            if key != "epoch":
-                out.setdefault(f"{prefix}{key}", []).append(
+            if key not in ("epoch", "member"):
+                out.setdefault(f"{prefix}{member}{key}", []).append(
                     {"value": float(value), "step": step}
                 )
     return out
@@ -206,30 +209,43 @@ def confusion_matrix_figure(
 def training_curves_figure(
     history: Sequence[dict[str, float]], title: str = "Training curves"
 ) -> plt.Figure:
-    """Loss, and accuracy / macro F1 when present, of train vs validation per epoch."""
-    epochs = [r["epoch"] for r in history]
+    """Loss, and accuracy / macro F1 when present, of train vs validation per epoch.
+
+    Rows tagged with a ``member`` index (an ensemble's models) draw one set of curves
+    per member.
+    """
+    runs: dict[int | None, list[dict[str, float]]] = {}
+    for record in history:
+        runs.setdefault(record.get("member"), []).append(record)
+    first = history[0] if history else {}
     panels = [("loss", "loss")] + [
         (m, m.replace("_", " "))
         for m in ("accuracy", "macro_f1")
-        if f"val_{m}" in (history[0] if history else {})
+        if f"val_{m}" in first
     ]
     fig, axes = plt.subplots(
         1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False
     )
     for ax, (metric, label) in zip(axes[0], panels, strict=True):
-        for split, style in (("train", "-o"), ("val", "-s")):
-            key = f"{split}_{metric}"
-            if history and key in history[0]:
-                ax.plot(
-                    epochs, [r[key] for r in history], style, markersize=3, label=split
+        for member, rows in runs.items():
+            tag = "" if member is None else f" (member {member})"
+            epochs = [r["epoch"] for r in rows]
+            for split, style in (("train", "-o"), ("val", "-s")):
+                key = f"{split}_{metric}"
+                if key in rows[0]:
+                    ax.plot(
+                        epochs, [r[key] for r in rows], style, markersize=3,
+                        label=f"{split}{tag}",
+                    )  # fmt: skip
+            best = _best_epoch(rows)
+            if best is not None:
+                ax.axvline(
+                    best, color="grey", linestyle=":", label=f"best epoch {best}{tag}"
                 )
-        best = _best_epoch(history)
-        if best is not None:
-            ax.axvline(best, color="grey", linestyle=":", label=f"best epoch {best}")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize="small")
     fig.suptitle(title)
     fig.tight_layout()
     return fig

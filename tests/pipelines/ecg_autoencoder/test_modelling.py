@@ -8,15 +8,21 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+from medlstm.core.persistence import load_model, save_model
 from medlstm.models.cnn1d import CNN1DClassifier
-from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.models.ecg_autoencoder import (
+    LSTMAutoencoderClassifier,
+    LSTMAutoencoderEnsemble,
+)
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     autoencoder_loss,
     check_aligned,
     class_weights,
+    ensemble_seeds,
     focal_cross_entropy,
     label_indices,
+    member_block,
     predict_test,
     predict_test_autoencoder,
     rr_matrix,
@@ -268,3 +274,84 @@ def test_checkpoint_fingerprint_covers_loss_weights_and_model_options(
     train_autoencoder(*args, 1.0, 1.0)
     assert hashes[0] == hashes[1]
     assert len(set(hashes)) == 3
+
+
+def test_ensemble_averages_member_probabilities_and_concatenates_latents():
+    torch.manual_seed(0)
+    config = {"seq_len": 48, "n_rr_features": 2, "hidden_size": 8, "latent_size": 4,
+              "head_hidden": 8, "input_stride": 3, "input_scale": 0.5}  # fmt: skip
+    members = [LSTMAutoencoderClassifier(**config).eval() for _ in range(3)]
+    ensemble = LSTMAutoencoderEnsemble.of(members).eval()
+    x, rr = torch.randn(5, 48), torch.rand(5, 2)
+
+    recon, logits, z = ensemble(x, rr, return_latent=True)
+    outputs = [m(x, rr, return_latent=True) for m in members]
+    mean_probs = torch.stack([F.softmax(o[1], -1) for o in outputs]).mean(0)
+    torch.testing.assert_close(F.softmax(logits, -1), mean_probs)
+    torch.testing.assert_close(recon, torch.stack([o[0] for o in outputs]).mean(0))
+    assert z.shape == (5, 12)
+    torch.testing.assert_close(z[:, 4:8], outputs[1][2])
+    assert ensemble.input_scale == 0.5
+    torch.testing.assert_close(ensemble.standardize(x), x / 0.5)
+
+
+def test_ensemble_saves_and_loads_as_one_model(tmp_path):
+    config = {"seq_len": 48, "n_rr_features": 2, "hidden_size": 8, "latent_size": 4,
+              "rr_path": "additive", "rr_mean": [1.0, 0.5], "rr_scale": [0.2, 0.1]}  # fmt: skip
+    ensemble = LSTMAutoencoderEnsemble.of(
+        [LSTMAutoencoderClassifier(**config) for _ in range(2)]
+    ).eval()
+    save_model(ensemble, tmp_path / "ensemble.pt")
+    loaded = load_model(tmp_path / "ensemble.pt")
+
+    x, rr = torch.randn(3, 48), torch.rand(3, 2)
+    assert isinstance(loaded, LSTMAutoencoderEnsemble)
+    for mine, theirs in zip(ensemble(x, rr), loaded(x, rr), strict=True):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_ensemble_members_must_share_a_configuration():
+    with pytest.raises(ValueError, match="share one configuration"):
+        LSTMAutoencoderEnsemble.of(
+            [
+                LSTMAutoencoderClassifier(seq_len=48),
+                LSTMAutoencoderClassifier(seq_len=96),
+            ]
+        )
+
+
+def test_ensemble_members_are_the_single_models_of_their_seeds(
+    tiny_data, ae_params, params, tmp_path
+):
+    beats, windows = tiny_data
+    ae_params["training"]["epochs"] = 1
+    ae_params["checkpoint_path"] = str(tmp_path / "ae.pt")
+    args = (
+        beats,
+        windows,
+        ae_params,
+        params["features"],
+        params["ingestion"]["label_mapping"],
+    )
+
+    ensemble, history = train_autoencoder(
+        *args[:2], {**ae_params, "ensemble_seeds": [3, 11]}, *args[3:], 1.0, 1.0
+    )
+    alone = {**member_block(ae_params, 11), "checkpoint_path": None}  # no resuming
+    single, _ = train_autoencoder(*args[:2], alone, *args[3:], 1.0, 1.0)
+
+    assert isinstance(ensemble, LSTMAutoencoderEnsemble)
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(ensemble.members[1].state_dict()[name], value)
+    assert not torch.equal(
+        ensemble.members[0].to_latent.weight, ensemble.members[1].to_latent.weight
+    )
+    assert [row["member"] for row in history] == [0, 1]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert [n.split(".")[1] for n in names] == ["seed11", "seed3"], names
+
+
+@pytest.mark.parametrize("seeds", [[1, 1], [1.5], "42"])
+def test_bad_ensemble_seeds_are_named(seeds):
+    with pytest.raises(ValueError, match="ensemble_seeds"):
+        ensemble_seeds({"ensemble_seeds": seeds}, "ecg_autoencoder.autoencoder")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,10 @@ from medlstm.core.training import (
     seed_everything,
 )
 from medlstm.models.cnn1d import CNN1DClassifier
-from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.models.ecg_autoencoder import (
+    LSTMAutoencoderClassifier,
+    LSTMAutoencoderEnsemble,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +281,10 @@ def train_autoencoder(
         beta: Weight of the cross-entropy.
 
     Returns:
-        The trained model (best validation epoch) and its per-epoch history.
+        The trained model (best validation epoch) and its per-epoch history. With
+        ``params["ensemble_seeds"]`` (a list), one member per seed, trained apart
+        and returned as one `LSTMAutoencoderEnsemble`; the history then holds every
+        member's epochs, each row tagged with its ``member`` index.
     """
     class_names = list(label_mapping)
     train = beats["split"].to_numpy() == "train"
@@ -309,10 +316,49 @@ def train_autoencoder(
             float(cfg.get("focal_gamma", 0.0)), cfg.get("precision", "fp32"),
         )  # fmt: skip
 
-    return _train(
-        factory, make_loss, beats, windows, params, features, class_names,
-        "ecg_autoencoder.autoencoder", {"alpha": float(alpha), "beta": float(beta)},
-    )  # fmt: skip
+    def train_one(block: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
+        return _train(
+            factory, make_loss, beats, windows, block, features, class_names,
+            "ecg_autoencoder.autoencoder", {"alpha": float(alpha), "beta": float(beta)},
+        )  # fmt: skip
+
+    seeds = ensemble_seeds(params, "ecg_autoencoder.autoencoder")
+    if not seeds:
+        return train_one(params)
+    members, history = [], []
+    for i, seed in enumerate(seeds):
+        logger.info(
+            "Autoencoder ensemble member %d of %d (seed %d).", i + 1, len(seeds), seed
+        )
+        model, member_history = train_one(member_block(params, seed))
+        members.append(model)
+        history += [{**row, "member": i} for row in member_history]
+    return LSTMAutoencoderEnsemble.of(members), history
+
+
+def ensemble_seeds(params: dict[str, Any], where: str) -> list[int]:
+    """The block's ``ensemble_seeds``: [] (one model, ``training.seed``) or distinct ints."""
+    seeds = params.get("ensemble_seeds") or []
+    if not isinstance(seeds, list | tuple) or not all(
+        isinstance(s, int) and not isinstance(s, bool) for s in seeds
+    ):
+        raise ValueError(
+            f"'{where}.ensemble_seeds' must be a list of integers, got {seeds!r}."
+        )
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"'{where}.ensemble_seeds' repeats a seed: {list(seeds)}.")
+    return list(seeds)
+
+
+def member_block(params: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The block for one ensemble member: its own seed and its own checkpoint file."""
+    block = {**params, "training": {**(params.get("training") or {}), "seed": seed}}
+    if params.get("checkpoint_path"):
+        path = Path(params["checkpoint_path"])
+        block["checkpoint_path"] = str(
+            path.with_name(f"{path.stem}.seed{seed}{path.suffix}")
+        )
+    return block
 
 
 def train_cnn(
@@ -370,7 +416,7 @@ def predict_beats(
         torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
         torch.from_numpy(rr_matrix(beats, features)),
     )
-    is_ae = isinstance(model, LSTMAutoencoderClassifier)
+    is_ae = isinstance(model, LSTMAutoencoderClassifier | LSTMAutoencoderEnsemble)
     if is_ae:
         recon, logits, latent = predict(
             model,
@@ -436,7 +482,7 @@ def predict_val(
 
 
 def predict_test_autoencoder(
-    model: LSTMAutoencoderClassifier,
+    model: LSTMAutoencoderClassifier | LSTMAutoencoderEnsemble,
     beats: pd.DataFrame,
     windows: dict[str, np.ndarray],
     features: dict[str, Any],

@@ -20,7 +20,10 @@ from medlstm.core.evaluation import (
     summary_to_mlflow,
     training_curves_figure,
 )
-from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.models.ecg_autoencoder import (
+    LSTMAutoencoderClassifier,
+    LSTMAutoencoderEnsemble,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
 
 OPTIMISTIC_NOTE = (
@@ -99,7 +102,7 @@ def cnn_metrics_outputs(metrics: dict[str, Any]) -> tuple[dict[str, dict], plt.F
 
 
 def reconstruction_figure(
-    model: LSTMAutoencoderClassifier,
+    model: LSTMAutoencoderClassifier | LSTMAutoencoderEnsemble,
     beats: pd.DataFrame,
     windows: dict[str, np.ndarray],
     features: dict[str, Any],
