@@ -114,6 +114,35 @@ def pooled_scores(pred: pd.DataFrame, classes: list[str]) -> dict[str, float]:
     return scores
 
 
+def average_predictions(preds: list[pd.DataFrame], classes: list[str]) -> pd.DataFrame:
+    """The ensemble of out-of-fold predictions of the same beats: mean probabilities."""
+    key = ["record", "sample"]
+    preds = [p.sort_values(key).reset_index(drop=True) for p in preds]
+    for other in preds[1:]:
+        if not other[key].equals(preds[0][key]):
+            raise ValueError("The prediction files do not cover the same beats.")
+    columns = [f"p_{c}" for c in classes]
+    mean = np.mean([p[columns].to_numpy() for p in preds], axis=0)
+    out = preds[0][key + ["label"]].copy()
+    out[columns] = mean
+    out["predicted"] = np.asarray(classes)[mean.argmax(axis=1)]
+    return out
+
+
+def print_average(paths: list[Path], params: dict) -> None:
+    """Pooled scores of each file and of their average (see `average_predictions`)."""
+    classes = list(params["ecg_autoencoder"]["ingestion"]["label_mapping"])
+    preds = [pd.read_parquet(path) for path in paths]
+    named = [(path.stem, p) for path, p in zip(paths, preds, strict=True)]
+    for name, pred in [*named, ("average", average_predictions(preds, classes))]:
+        s = pooled_scores(pred, classes)
+        total = s["S_Se"] + s["S_+P"] + s["V_Se"] + s["V_+P"]
+        print(
+            f"{name:>40}: acc {s['accuracy']:.3f}  S Se/+P {s['S_Se']:.3f}/"
+            f"{s['S_+P']:.3f}  V Se/+P {s['V_Se']:.3f}/{s['V_+P']:.3f}  sum {total:.2f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="full", help="conf/<env> (default: full)")
@@ -128,10 +157,18 @@ def main() -> None:
         "--setting", nargs="+", action="append", metavar=("NAME", "KEY=VALUE"),
         help="a named setting and its overrides: keys of the model's block "
         "(model.latent_size=16, loss.focal_gamma=2), features.KEY=VALUE, alpha=, "
-        "beta=; repeatable",
+        "beta=; ensemble_seeds=[] for one model with training.seed; repeatable",
+    )  # fmt: skip
+    parser.add_argument(
+        "--average", nargs="+", type=Path, metavar="PARQUET",
+        help="train nothing: score the per-beat mean of the class probabilities in "
+        "these out-of-fold files (e.g. one setting's seeds), and each file alone",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "data/08_reporting")
     args = parser.parse_args()
+    if args.average:
+        print_average(args.average, load_params(args.env))
+        return
     settings = args.setting or [["as_configured"]]
     args.out.mkdir(parents=True, exist_ok=True)
 
