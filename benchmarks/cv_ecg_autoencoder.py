@@ -135,12 +135,16 @@ def print_average(paths: list[Path], params: dict) -> None:
     preds = [pd.read_parquet(path) for path in paths]
     named = [(path.stem, p) for path, p in zip(paths, preds, strict=True)]
     for name, pred in [*named, ("average", average_predictions(preds, classes))]:
-        s = pooled_scores(pred, classes)
-        total = s["S_Se"] + s["S_+P"] + s["V_Se"] + s["V_+P"]
-        print(
-            f"{name:>40}: acc {s['accuracy']:.3f}  S Se/+P {s['S_Se']:.3f}/"
-            f"{s['S_+P']:.3f}  V Se/+P {s['V_Se']:.3f}/{s['V_+P']:.3f}  sum {total:.2f}"
-        )
+        print(score_line(name, pooled_scores(pred, classes)))
+
+
+def score_line(name: str, s: dict[str, float]) -> str:
+    """One printed line: accuracy, S and V Se / +P, and their sum (the selection rule)."""
+    total = s["S_Se"] + s["S_+P"] + s["V_Se"] + s["V_+P"]
+    return (
+        f"{name:>16}: acc {s['accuracy']:.3f}  S Se/+P {s['S_Se']:.3f}/{s['S_+P']:.3f}"
+        f"  V Se/+P {s['V_Se']:.3f}/{s['V_+P']:.3f}  sum {total:.2f}"
+    )
 
 
 def main() -> None:
@@ -224,12 +228,7 @@ def main() -> None:
         scores = pooled_scores(pred, classes)
         scores["seconds"] = round(time.perf_counter() - started, 1)
         results[name] = {"overrides": overrides, **scores}
-        print(
-            f"{name:>16}: acc {scores['accuracy']:.3f}  S Se/+P {scores['S_Se']:.3f}/"
-            f"{scores['S_+P']:.3f}  V Se/+P {scores['V_Se']:.3f}/{scores['V_+P']:.3f}  "
-            f"({scores['seconds']:.0f} s)",
-            flush=True,
-        )
+        print(f"{score_line(name, scores)}  ({scores['seconds']:.0f} s)", flush=True)
     path = args.out / f"ecg_{args.model}_ds1_cv.json"
     path.write_text(
         json.dumps({"folds": folds, "epochs": args.epochs, **results}, indent=2)

@@ -326,19 +326,16 @@ def test_ensemble_members_are_the_single_models_of_their_seeds(
     beats, windows = tiny_data
     ae_params["training"]["epochs"] = 1
     ae_params["checkpoint_path"] = str(tmp_path / "ae.pt")
-    args = (
-        beats,
-        windows,
-        ae_params,
-        params["features"],
-        params["ingestion"]["label_mapping"],
-    )
 
-    ensemble, history = train_autoencoder(
-        *args[:2], {**ae_params, "ensemble_seeds": [3, 11]}, *args[3:], 1.0, 1.0
-    )
-    alone = {**member_block(ae_params, 11), "checkpoint_path": None}  # no resuming
-    single, _ = train_autoencoder(*args[:2], alone, *args[3:], 1.0, 1.0)
+    def train(block):
+        mapping = params["ingestion"]["label_mapping"]
+        return train_autoencoder(
+            beats, windows, block, params["features"], mapping, 1.0, 1.0
+        )
+
+    ensemble, history = train({**ae_params, "ensemble_seeds": [3, 11]})
+    # checkpoint_path None: the single model must train, not resume member 11.
+    single, _ = train({**member_block(ae_params, 11), "checkpoint_path": None})
 
     assert isinstance(ensemble, LSTMAutoencoderEnsemble)
     for name, value in single.state_dict().items():

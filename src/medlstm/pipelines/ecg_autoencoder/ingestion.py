@@ -27,11 +27,6 @@ DEFAULT_NON_BEAT_SYMBOLS = (
     "+", "~", "|", "x", "!", "[", "]", '"', "p", "t", "u", "`", "'", "^", "=", "@", "s", "T", "*", "D",
 )  # fmt: skip
 
-# Columns of the RR features fed to the classifiers (all unit-free ratios).
-RR_FEATURES = (
-    "rr_pre_norm", "rr_post_norm", "rr_local_norm", "rr_pre_local", "rr_pre_ref", "rr_post_ref",
-)  # fmt: skip
-
 
 @dataclass(frozen=True)
 class SegmentationParams:
@@ -392,14 +387,8 @@ def _empty_beats() -> pd.DataFrame:
         "lead": str,
     }
     frame = pd.DataFrame({k: pd.Series(dtype=v) for k, v in columns.items()})
-    for name in (
-        "pre_rr",
-        "post_rr",
-        "local_rr",
-        "record_rr",
-        "reference_rr",
-        *RR_FEATURES,
-    ):
+    # The RR column names from the function that fills them, so the two cannot drift.
+    for name in rr_intervals(np.empty(0, np.int64), 1.0, 1):
         frame[name] = pd.Series(dtype=np.float64)
     return frame
 
