@@ -2,6 +2,10 @@
 
 beat (B, T) -> [Conv1d -> BatchNorm -> ReLU -> MaxPool(2)] x len(channels)
 -> global average pool (B, C_last) -> [., rr features] -> MLP -> logits (B, classes)
+rr (B, R) -> (rr - rr_mean) / rr_scale    (statistics of the training beats)
+
+The RR features pass through the same `RRInput` as the autoencoder's, so the two
+models compared in the MLflow UI see their inputs prepared alike.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import torch
 from torch import nn
 
 from medlstm.core.persistence import register_architecture
+from medlstm.models.rr_input import RRInput, rr_config
 
 
 @register_architecture("cnn1d")
@@ -25,6 +30,8 @@ class CNN1DClassifier(nn.Module):
         kernel_size: int = 7,
         head_hidden: int = 64,
         dropout: float = 0.2,
+        rr_mean: list[float] | None = None,
+        rr_scale: list[float] | None = None,
     ) -> None:
         super().__init__()
         if not channels or kernel_size % 2 == 0:
@@ -36,8 +43,10 @@ class CNN1DClassifier(nn.Module):
             "kernel_size": kernel_size,
             "head_hidden": head_hidden,
             "dropout": dropout,
+            **rr_config(rr_mean, rr_scale),
         }
         self.n_rr_features = n_rr_features
+        self.rr_input = RRInput(n_rr_features, rr_mean, rr_scale)
         blocks, width = [], 1
         for out in channels:
             blocks += [
@@ -61,10 +70,5 @@ class CNN1DClassifier(nn.Module):
         """x (B, T), rr (B, R) -> logits (B, classes)."""
         h = self.features(x.unsqueeze(1)).mean(dim=-1)  # (B, C_last)
         if self.n_rr_features:
-            if rr is None or rr.shape[-1] != self.n_rr_features:
-                got = None if rr is None else tuple(rr.shape)
-                raise ValueError(
-                    f"This model takes {self.n_rr_features} RR features, got {got}."
-                )
-            h = torch.cat([h, rr.to(h.dtype)], dim=-1)
+            h = torch.cat([h, self.rr_input(rr, h.dtype)], dim=-1)
         return self.head(h)

@@ -46,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from medlstm.core.persistence import register_architecture
+from medlstm.models.rr_input import RRInput, rr_config
 
 
 @register_architecture("ecg_lstm_autoencoder")
@@ -78,17 +79,8 @@ class LSTMAutoencoderClassifier(nn.Module):
             < 1
         ):
             raise ValueError("LSTMAutoencoderClassifier sizes must all be >= 1.")
-        if n_rr_features < 0:
-            raise ValueError(f"n_rr_features must be >= 0, got {n_rr_features}.")
         if rr_path not in ("joint", "additive"):
             raise ValueError(f"rr_path must be joint or additive, got {rr_path!r}.")
-        for name, values in (("rr_mean", rr_mean), ("rr_scale", rr_scale)):
-            if values is not None and len(values) != n_rr_features:
-                raise ValueError(
-                    f"{name} has {len(values)} values for {n_rr_features} RR features."
-                )
-        if rr_scale is not None and min(rr_scale, default=1.0) <= 0:
-            raise ValueError(f"rr_scale must be > 0, got {rr_scale}.")
         if not 0.0 <= latent_dropout < 1.0:
             raise ValueError(f"latent_dropout must be in [0, 1), got {latent_dropout}.")
         if not input_scale > 0:
@@ -112,8 +104,7 @@ class LSTMAutoencoderClassifier(nn.Module):
             "detach_latent": bool(detach_latent),
             "latent_dropout": float(latent_dropout),
             "rr_path": rr_path,
-            "rr_mean": None if rr_mean is None else [float(v) for v in rr_mean],
-            "rr_scale": None if rr_scale is None else [float(v) for v in rr_scale],
+            **rr_config(rr_mean, rr_scale),
         }
         self.seq_len = seq_len
         self.n_rr_features = n_rr_features
@@ -121,14 +112,7 @@ class LSTMAutoencoderClassifier(nn.Module):
         self.input_stride = input_stride
         self.detach_latent = bool(detach_latent)
         self.latent_dropout = float(latent_dropout)
-        self.register_buffer(
-            "rr_mean", torch.tensor(rr_mean or [0.0] * n_rr_features), persistent=False
-        )
-        self.register_buffer(
-            "rr_scale",
-            torch.tensor(rr_scale or [1.0] * n_rr_features),
-            persistent=False,
-        )
+        self.rr_input = RRInput(n_rr_features, rr_mean, rr_scale)
         between = lstm_dropout if num_layers > 1 else 0.0
         self.encoder = nn.LSTM(
             1, hidden_size, num_layers, batch_first=True, dropout=between
@@ -185,12 +169,7 @@ class LSTMAutoencoderClassifier(nn.Module):
         z = F.dropout(z, self.latent_dropout, self.training)
         if not self.n_rr_features:
             return self.head(z)
-        if rr is None or rr.shape[-1] != self.n_rr_features:
-            got = None if rr is None else tuple(rr.shape)
-            raise ValueError(
-                f"This model takes {self.n_rr_features} RR features, got {got}."
-            )
-        rr = ((rr - self.rr_mean) / self.rr_scale).to(z.dtype)
+        rr = self.rr_input(rr, z.dtype)
         if self.rr_logits is None:
             return self.head(torch.cat([z, rr], dim=-1))
         return self.head(z) + self.rr_logits(rr)

@@ -26,6 +26,7 @@ from medlstm.pipelines.ecg_autoencoder.modelling import (
     predict_test,
     predict_test_autoencoder,
     rr_matrix,
+    rr_statistics,
     train_autoencoder,
     train_cnn,
 )
@@ -176,19 +177,28 @@ def test_autoencoder_trains_deterministically(tiny_data, ae_params, params):
     ]
 
 
+@pytest.mark.parametrize("which", ["autoencoder", "cnn"])
 def test_rr_standardisation_is_fitted_on_the_training_beats_only(
-    tiny_data, ae_params, params
+    tiny_data, ae_params, params, which
 ):
     beats, windows = tiny_data
-    ae_params["training"]["epochs"] = 1
     features = {**params["features"], "rr_standardize": True}
     mapping = params["ingestion"]["label_mapping"]
-    model, _ = train_autoencoder(beats, windows, ae_params, features, mapping, 1, 1)
 
-    train = beats[beats["split"] == "train"]
-    expected = rr_matrix(train, features)
-    np.testing.assert_allclose(model.config["rr_mean"], expected.mean(0), rtol=1e-5)
-    std = expected.std(0)
+    def train(table):
+        if which == "cnn":
+            cnn = {
+                "model": {"channels": [4]},
+                "training": dict(TINY_TRAINING, epochs=1),
+            }
+            return train_cnn(table, windows, cnn, features, mapping)[0]
+        ae_params["training"]["epochs"] = 1
+        return train_autoencoder(table, windows, ae_params, features, mapping, 1, 1)[0]
+
+    model = train(beats)
+    train_rr = rr_matrix(beats[beats["split"] == "train"], features)
+    np.testing.assert_allclose(model.config["rr_mean"], train_rr.mean(0), rtol=1e-5)
+    std = train_rr.std(0)
     np.testing.assert_allclose(
         model.config["rr_scale"], np.where(std > 1e-6, std, 1.0), rtol=1e-5
     )
@@ -196,8 +206,9 @@ def test_rr_standardisation_is_fitted_on_the_training_beats_only(
     shifted = beats.copy()
     held_out = shifted["split"] != "train"
     shifted.loc[held_out, features["rr_columns"]] *= 3.0
-    again, _ = train_autoencoder(shifted, windows, ae_params, features, mapping, 1, 1)
-    assert again.config["rr_mean"] == model.config["rr_mean"]
+    assert train(shifted).config["rr_mean"] == model.config["rr_mean"]
+    # Off: the model takes the RR features as they are.
+    assert rr_statistics(beats, {**features, "rr_standardize": False}) == {}
 
 
 def test_oversampling_focal_and_bf16_run_deterministically(

@@ -74,15 +74,29 @@ def test_additive_rr_path_adds_a_linear_rr_term_to_the_logits():
     assert model.head[0].in_features == 8  # the MLP sees the latent alone
 
 
-def test_rr_features_are_standardised_inside_the_model():
+def logits_of(model, x, rr):
+    """Either model's logits: the CNN returns them, the autoencoder (recon, logits)."""
+    out = model(x, rr)
+    return out if isinstance(model, CNN1DClassifier) else out[1]
+
+
+@pytest.mark.parametrize("which", ["autoencoder", "cnn"])
+def test_rr_features_are_standardised_inside_the_model(which):
+    def build(**rr):
+        if which == "cnn":
+            return CNN1DClassifier(n_classes=5, n_rr_features=4, channels=[4], **rr)
+        return small_autoencoder(**rr)
+
     torch.manual_seed(0)
     mean, scale = [1.0, 1.0, 1.0, 1.0], [0.2, 0.2, 0.1, 0.2]
-    model = small_autoencoder(rr_mean=mean, rr_scale=scale).eval()
-    plain = small_autoencoder().eval()
+    model = build(rr_mean=mean, rr_scale=scale).eval()
+    plain = build().eval()
     plain.load_state_dict(model.state_dict())
     x, rr = torch.randn(2, 32), torch.rand(2, 4) + 0.5
     standardised = (rr - torch.tensor(mean)) / torch.tensor(scale)
-    torch.testing.assert_close(model(x, rr)[1], plain(x, standardised)[1])
+    logits = logits_of(model, x, rr)
+    torch.testing.assert_close(logits, logits_of(plain, x, standardised))
+    assert not torch.allclose(logits, logits_of(plain, x, rr))
 
 
 def test_latent_dropout_only_acts_in_training():
@@ -150,8 +164,15 @@ def test_cnn_shapes_and_checks():
             rr_path="additive", rr_mean=[1.0] * 4, rr_scale=[0.5, 0.2, 0.1, 0.3]
         ),
         CNN1DClassifier(n_classes=5, n_rr_features=4, channels=[4, 8]),
+        CNN1DClassifier(
+            n_classes=5,
+            n_rr_features=4,
+            channels=[4],
+            rr_mean=[1.0] * 4,
+            rr_scale=[0.5, 0.2, 0.1, 0.3],
+        ),  # fmt: skip
     ],
-    ids=["autoencoder", "autoencoder_additive_rr", "cnn"],
+    ids=["autoencoder", "autoencoder_additive_rr", "cnn", "cnn_standardised_rr"],
 )
 def test_saved_model_loads_with_the_same_outputs(tmp_path, model):
     model.eval()

@@ -290,15 +290,7 @@ def train_autoencoder(
     train = beats["split"].to_numpy() == "train"
     # Fitted on the training beats only, and saved in the model's config.
     input_scale = float(windows["windows"][train].std()) or 1.0
-    rr_stats = {}
-    if features.get("rr_standardize") and features.get("rr_columns"):
-        rr_train = rr_matrix(beats[train], features)
-        std = rr_train.std(0)
-        # A feature constant in training keeps its units instead of blowing up.
-        rr_stats = {
-            "rr_mean": rr_train.mean(0).tolist(),
-            "rr_scale": np.where(std > 1e-6, std, 1.0).tolist(),
-        }
+    rr_stats = rr_statistics(beats, features)
 
     def factory() -> nn.Module:
         return LSTMAutoencoderClassifier(
@@ -361,6 +353,21 @@ def member_block(params: dict[str, Any], seed: int) -> dict[str, Any]:
     return block
 
 
+def rr_statistics(beats: pd.DataFrame, features: dict[str, Any]) -> dict[str, Any]:
+    """``rr_mean`` / ``rr_scale`` of the training beats' RR features for a model's
+    config, or {} unless ``features.rr_standardize`` is on (and there are RR columns).
+    """
+    if not (features.get("rr_standardize") and features.get("rr_columns")):
+        return {}
+    rr_train = rr_matrix(beats[beats["split"].to_numpy() == "train"], features)
+    std = rr_train.std(0)
+    # A feature constant in training keeps its units instead of blowing up.
+    return {
+        "rr_mean": rr_train.mean(0).tolist(),
+        "rr_scale": np.where(std > 1e-6, std, 1.0).tolist(),
+    }
+
+
 def train_cnn(
     beats: pd.DataFrame,
     windows: dict[str, np.ndarray],
@@ -370,11 +377,13 @@ def train_cnn(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train the 1D-CNN baseline on the same split and inputs as the autoencoder."""
     class_names = list(label_mapping)
+    rr_stats = rr_statistics(beats, features)
 
     def factory() -> nn.Module:
         return CNN1DClassifier(
             n_classes=len(class_names),
             n_rr_features=len(features.get("rr_columns", [])),
+            **rr_stats,
             **params.get("model", {}),
         )
 
