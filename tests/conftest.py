@@ -115,3 +115,48 @@ def kedro_project(
     mlflow.set_tracking_uri(project.tracking_uri)
     yield project
     _end_active_runs()
+
+
+def _bf16_skip_reason() -> str:
+    from medlstm.core.precision import bf16_support
+
+    supported, reason = bf16_support("cpu")
+    return "" if supported else f"bf16 autocast cannot run here: {reason}"
+
+
+# Tests of real bf16 arithmetic run where the CPU has bf16 LSTMs (AVX-512-bf16, AMX)
+# and are skipped, saying why, elsewhere; the fallback and the refusal are tested
+# everywhere with `fake_bf16_probe`.
+requires_bf16 = pytest.mark.skipif(
+    bool(_bf16_skip_reason()), reason=_bf16_skip_reason() or "bf16 runs here"
+)
+
+
+@pytest.fixture
+def fake_bf16_probe(monkeypatch: pytest.MonkeyPatch):
+    """``fake(works: bool)`` makes the bf16 probe succeed or fail as on another CPU;
+    the probe's cache and the once-per-process log are reset before and after."""
+    from medlstm.core import precision
+
+    def reset() -> None:
+        precision.bf16_support.cache_clear()
+        precision._logged.clear()
+
+    def fake(works: bool) -> list[str]:
+        calls: list[str] = []
+
+        def probe(device_type: str) -> None:
+            calls.append(device_type)
+            if not works:
+                raise RuntimeError(
+                    "could not create a primitive descriptor for the LSTM forward "
+                    "propagation primitive"
+                )
+
+        reset()
+        monkeypatch.setattr(precision, "_probe_lstm_bf16", probe)
+        return calls
+
+    yield fake
+    monkeypatch.undo()
+    reset()

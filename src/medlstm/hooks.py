@@ -16,7 +16,8 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
-from medlstm.core.training import TrainingParams
+from medlstm.core.precision import resolve_precision
+from medlstm.core.training import TrainingParams, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -51,19 +52,33 @@ class PreflightChecksHook:
 
     - every free input dataset of the pipeline (one no node produces) must exist;
       the error names the dataset and its file;
-    - every ``training`` parameters block must validate (`TrainingParams.from_dict`).
+    - every ``training`` block in the parameters the pipeline reads must validate
+      (`TrainingParams.from_dict`), and its ``precision`` must run on this machine
+      (``bf16`` on a CPU without bf16 LSTMs is refused here, naming the parameter);
+    - the precision each training block will use goes to MLflow as
+      ``<block>.precision_used`` beside the requested ``<block>.precision``.
 
     Missing ``params:`` entries are already refused by Kedro's runner by name.
     """
 
+    def __init__(self) -> None:
+        self._precisions: dict[str, str] = {}
+
     @hook_impl
     def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+        self._precisions = {}
         for name in sorted(pipeline.inputs()):
-            if name.startswith("params:") or name == "parameters":
-                if name.endswith(".training") or name == "params:training":
-                    TrainingParams.from_dict(
-                        catalog.load(name), where=name.removeprefix("params:")
+            if name.startswith("params:"):
+                where = name.removeprefix("params:")
+                for block, values in _training_blocks(where, catalog.load(name)):
+                    params = TrainingParams.from_dict(values, where=block)
+                    self._precisions[f"{block}.precision_used"] = resolve_precision(
+                        params.precision,
+                        resolve_device(params.device).type,
+                        where=f"{block}.precision",
                     )
+                continue
+            if name == "parameters":
                 continue
             if not catalog.exists(name):
                 described = _describe_path(catalog, name)
@@ -71,6 +86,30 @@ class PreflightChecksHook:
                     f"Input dataset '{name}' does not exist{described}. Check its entry in "
                     "conf/*/catalog*.yml, or produce it by running the pipeline that writes it."
                 )
+
+    @hook_impl
+    def before_node_run(self) -> None:
+        """Log the resolved precisions once, into the run kedro-mlflow has started."""
+        if not self._precisions:
+            return
+        import mlflow
+
+        if mlflow.active_run() is not None:
+            mlflow.log_params(self._precisions)
+        self._precisions = {}
+
+
+def _training_blocks(where: str, value: Any) -> list[tuple[str, Any]]:
+    """``(dotted path, block)`` of every ``training`` mapping in a parameters value."""
+    if where == "training" or where.endswith(".training"):
+        return [(where, value)]
+    if not isinstance(value, dict):
+        return []
+    return [
+        found
+        for key, child in value.items()
+        for found in _training_blocks(f"{where}.{key}", child)
+    ]
 
 
 def _describe_path(catalog: DataCatalog, name: str) -> str:

@@ -32,6 +32,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
+from medlstm.core.precision import CHOICES as PRECISIONS
+from medlstm.core.precision import autocast, resolve_precision
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,6 +70,7 @@ class TrainingParams:
     weighted_sampling: bool = False
     seed: int = 42
     device: str = "auto"
+    precision: str = "fp32"
     num_threads: int | None = None
     resume: bool = True
     show_progress: bool = True
@@ -76,6 +80,7 @@ class TrainingParams:
         "monitor_mode": ("min", "max"),
         "class_weighting": ("none", "balanced", "sqrt_balanced"),
         "device": ("auto", "cpu", "cuda"),
+        "precision": PRECISIONS,
     }
 
     @classmethod
@@ -153,6 +158,7 @@ class TrainingResult:
     best_epoch: int
     stopped_early: bool
     resumed_from_epoch: int = 0
+    precision: str = "fp32"
 
 
 def seed_everything(seed: int) -> None:
@@ -284,6 +290,7 @@ def _run_epoch(
     grad_clip_norm: float | None,
     description: str,
     show_progress: bool,
+    precision: str = "fp32",
 ) -> _EpochStats:
     training = optimizer is not None
     model.train(training)
@@ -294,7 +301,9 @@ def _run_epoch(
     with torch.set_grad_enabled(training):
         for raw_batch in bar:
             batch = _to_device(raw_batch, device)
-            out = batch_loss(model, batch)
+            with autocast(precision, device.type):
+                out = batch_loss(model, batch)
+            out = _as_float32(out)
             if not torch.isfinite(out.loss):
                 raise FloatingPointError(
                     f"{description}: the loss became {float(out.loss)}; lower training.lr "
@@ -309,6 +318,12 @@ def _run_epoch(
             stats.add(out, len(batch[0]))
             bar.set_postfix(loss=f"{stats.loss_sum / stats.count:.4f}", refresh=False)
     return stats
+
+
+def _as_float32(out: StepOutput) -> StepOutput:
+    """Loss and logits in float32 whatever precision the forward pass ran in."""
+    logits = out.logits.float() if out.logits is not None else None
+    return StepOutput(out.loss.float(), logits, out.targets)
 
 
 @contextlib.contextmanager
@@ -379,6 +394,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 f"{len(val_set)} samples."
             )
         device = resolve_device(params.device)
+        precision = resolve_precision(params.precision, device.type)
         model.to(device)
         if batch_loss is None:
             batch_loss = classification_loss(class_weights, params.label_smoothing)
@@ -469,6 +485,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 params.grad_clip_norm,
                 f"{label} train",
                 params.show_progress,
+                precision,
             )
             val_stats = _run_epoch(
                 model,
@@ -479,6 +496,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 None,
                 f"{label} val",
                 params.show_progress,
+                precision,
             )
             record = {
                 "epoch": epoch,
@@ -545,7 +563,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             checkpoint.unlink()
         logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
         return TrainingResult(
-            model.cpu(), history, best_epoch, stopped_early, resumed_from
+            model.cpu(), history, best_epoch, stopped_early, resumed_from, precision
         )
 
 

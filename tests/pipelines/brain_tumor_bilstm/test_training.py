@@ -13,11 +13,11 @@ from medlstm.models.brain_bilstm import BrainBiLSTM
 from medlstm.pipelines.brain_tumor_bilstm.training import (
     SliceDataset,
     augment_batch,
-    bf16_loss,
     check_augmentation,
     checkpoint_path,
     train_classifier,
 )
+from tests.conftest import requires_bf16
 from tests.pipelines.brain_tumor_bilstm.factories import slice_image
 
 NONE = check_augmentation({"enabled": True})
@@ -73,6 +73,9 @@ def test_dataset_fetches_whole_batches_and_augments_only_when_enabled():
     assert torch.equal(batch[0][0], torch.from_numpy(images[4]))
     flips = SliceDataset(images, labels, NONE | {"hflip_probability": 1.0})
     assert torch.allclose(flips[2][0], torch.from_numpy(images[2]).flip(-1), atol=1e-5)
+
+
+SMALL_MODEL = {"lstm1_units": 8, "dense_units": 8, "lstm2_units": 8, "head_units": 8}
 
 
 def _toy_subsets(n_per_class: int = 12) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
@@ -132,26 +135,34 @@ def test_training_rejects_unknown_training_keys(params):
         )
 
 
-def test_bf16_loss_gives_float32_loss_and_logits():
-    model = BrainBiLSTM(
-        image_size=16, lstm1_units=8, dense_units=8, lstm2_units=8, head_units=8
-    )
-    batch = (torch.rand(4, 16, 16), torch.tensor([0, 1, 2, 3]))
-    out = bf16_loss(0.1)(model, batch)
-    assert out.loss.dtype == out.logits.dtype == torch.float32
-    out.loss.backward()
-    assert model.lstm1.weight_ih_l0.grad is not None
-
-
-def test_bf16_with_class_weighting_is_refused(params):
+@requires_bf16
+def test_bf16_training_with_class_weighting_reports_its_precision(params):
     images, subsets = _toy_subsets(4)
-    with pytest.raises(ValueError, match="bf16_autocast does not support"):
-        train_classifier(
-            images,
-            subsets,
-            params["data"],
-            params["model"],
-            params["training"] | {"class_weighting": "balanced"},
-            params["augmentation"],
-            {"checkpoint_path": None, "bf16_autocast": True},
-        )
+    model, _, history, summary = train_classifier(
+        images,
+        subsets,
+        params["data"],
+        SMALL_MODEL,
+        params["training"]
+        | {"epochs": 1, "class_weighting": "balanced", "precision": "bf16"},
+        params["augmentation"],
+        {"checkpoint_path": None},
+    )
+    assert summary["precision"] == "bf16"
+    assert np.isfinite(history[0]["train_loss"])
+    assert next(model.parameters()).dtype == torch.float32
+
+
+def test_auto_precision_falls_back_to_fp32_without_bf16(params, fake_bf16_probe):
+    fake_bf16_probe(works=False)
+    images, subsets = _toy_subsets(4)
+    *_, summary = train_classifier(
+        images,
+        subsets,
+        params["data"],
+        SMALL_MODEL,
+        params["training"] | {"epochs": 1, "precision": "auto"},
+        params["augmentation"],
+        {"checkpoint_path": None},
+    )
+    assert summary["precision"] == "fp32"

@@ -30,6 +30,7 @@ from medlstm.pipelines.ecg_autoencoder.modelling import (
     train_autoencoder,
     train_cnn,
 )
+from tests.conftest import requires_bf16
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 
 TINY_TRAINING = {
@@ -62,7 +63,7 @@ def ae_params():
     return {
         "model": {"hidden_size": 8, "latent_size": 4, "head_hidden": 8},
         "training": dict(TINY_TRAINING),
-        "loss": {"focal_gamma": 0.0, "precision": "fp32"},
+        "loss": {"focal_gamma": 0.0},
     }
 
 
@@ -211,12 +212,8 @@ def test_rr_standardisation_is_fitted_on_the_training_beats_only(
     assert rr_statistics(beats, {**features, "rr_standardize": False}) == {}
 
 
-def test_oversampling_focal_and_bf16_run_deterministically(
-    tiny_data, ae_params, params
-):
+def _train_twice(tiny_data, ae_params, params):
     beats, windows = tiny_data
-    ae_params["training"].update(weighted_sampling=True, epochs=1)
-    ae_params["loss"].update(precision="bf16", focal_gamma=2.0)
     args = (beats, windows, ae_params, params["features"])
     mapping = params["ingestion"]["label_mapping"]
     _, history = train_autoencoder(*args, mapping, 1.0, 1.0)
@@ -224,6 +221,37 @@ def test_oversampling_focal_and_bf16_run_deterministically(
     assert np.isfinite(history[0]["train_loss"])
     assert history[0]["train_loss"] == again[0]["train_loss"]
     assert history[0]["val_loss"] == again[0]["val_loss"]
+    return history
+
+
+def test_oversampling_and_focal_loss_run_deterministically(
+    tiny_data, ae_params, params
+):
+    ae_params["training"].update(weighted_sampling=True, epochs=1)
+    ae_params["loss"].update(focal_gamma=2.0)
+    _train_twice(tiny_data, ae_params, params)
+
+
+@requires_bf16
+def test_bf16_training_runs_deterministically_and_differs_from_fp32(
+    tiny_data, ae_params, params
+):
+    ae_params["training"].update(epochs=1)
+    fp32 = _train_twice(tiny_data, ae_params, params)
+    ae_params["training"].update(precision="bf16")
+    bf16 = _train_twice(tiny_data, ae_params, params)
+    assert bf16[0]["train_loss"] != fp32[0]["train_loss"]
+    assert bf16[0]["train_loss"] == pytest.approx(fp32[0]["train_loss"], rel=0.05)
+
+
+def test_a_precision_left_in_the_loss_block_says_where_it_moved(
+    tiny_data, ae_params, params
+):
+    beats, windows = tiny_data
+    ae_params["loss"]["precision"] = "bf16"
+    with pytest.raises(ValueError, match=r"autoencoder\.training\.precision"):
+        mapping = params["ingestion"]["label_mapping"]
+        train_autoencoder(beats, windows, ae_params, params["features"], mapping, 1, 1)
 
 
 def test_cnn_trains_and_predicts_the_test_split(tiny_data, params):

@@ -11,6 +11,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from medlstm.core.precision import bf16_support
 from medlstm.pipelines.ecg_autoencoder import create_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 FAST = {
     "alpha": 2.0,  # the issue's `--params alpha=2.0`
     "ecg_autoencoder": {
-        "autoencoder": {"training": {"epochs": 1}, "loss": {"precision": "bf16"}},
+        # auto: bf16 where this CPU runs bf16 LSTMs, else fp32; both are logged.
+        "autoencoder": {"training": {"epochs": 1, "precision": "auto"}},
         "cnn": {"training": {"epochs": 1}},
     },
 }
@@ -41,6 +43,12 @@ def test_training_and_inference_end_to_end(kedro_project):
     assert run.info.status == "FINISHED"
     assert run.data.params["alpha"] == "2.0"
     assert run.data.params["ecg_autoencoder.split.scheme"] == "inter_patient"
+    block = "ecg_autoencoder.autoencoder.training"
+    assert run.data.params[f"{block}.precision"] == "auto"
+    bf16_runs_here = bf16_support("cpu")[0]
+    expected = "bf16" if bf16_runs_here else "fp32"
+    assert run.data.params[f"{block}.precision_used"] == expected
+    assert run.data.params["ecg_autoencoder.cnn.training.precision_used"] == "fp32"
     metrics = run.data.metrics
     for name in (
         "autoencoder.test.accuracy",

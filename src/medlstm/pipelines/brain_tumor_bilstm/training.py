@@ -18,10 +18,7 @@ from torch.utils.data import Dataset
 
 from medlstm.core.evaluation import history_to_mlflow
 from medlstm.core.training import (
-    BatchLoss,
-    StepOutput,
     TrainingParams,
-    classification_loss,
     fit,
     seed_everything,
 )
@@ -136,20 +133,6 @@ class SliceDataset(Dataset):
         return list(zip(images, self.labels[index], strict=True))
 
 
-def bf16_loss(label_smoothing: float) -> BatchLoss:
-    """Cross-entropy with the forward pass under CPU bf16 autocast: about 1.9x the
-    training samples/s of float32 for this model on AVX-512-bf16 CPUs; the loss itself
-    is computed in float32."""
-    loss = classification_loss(None, label_smoothing)
-
-    def batch_loss(model: torch.nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            out = loss(model, batch)
-        return StepOutput(out.loss.float(), out.logits.float(), out.targets)
-
-    return batch_loss
-
-
 def subset_arrays(
     images: Mapping[str, np.ndarray], assigned: pd.DataFrame, subset: str
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -158,22 +141,9 @@ def subset_arrays(
     return images["images"][mask], assigned["label"].to_numpy()[mask]
 
 
-def _batch_loss(
-    params: TrainingParams, runtime_params: Mapping[str, Any]
-) -> BatchLoss | None:
-    if not runtime_params.get("bf16_autocast", False):
-        return None  # the core's default: cross-entropy with class weights
-    if params.class_weighting != "none":
-        raise ValueError(
-            "brain_tumor_bilstm.runtime.bf16_autocast does not support "
-            "brain_tumor_bilstm.training.class_weighting; use one or the other."
-        )
-    return bf16_loss(params.label_smoothing)
-
-
 def checkpoint_path(path: str | None, *settings: Mapping[str, Any]) -> Path | None:
     """``path`` with a digest of the settings the training core does not fingerprint
-    (model, augmentation, runtime), so a checkpoint resumes only its own configuration."""
+    (model, augmentation), so a checkpoint resumes only its own configuration."""
     if not path:
         return None
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
@@ -192,8 +162,8 @@ def train_classifier(
 ) -> tuple[BrainBiLSTM, dict[str, list[dict]], list[dict[str, float]], dict[str, Any]]:
     """Fit the BiLSTM on the train subset, early-stopping on the validation subset.
 
-    ``runtime_params``: ``checkpoint_path`` (resumable per-epoch checkpoint) and
-    ``bf16_autocast`` (CPU bf16 forward passes; not with class weighting).
+    ``runtime_params``: ``checkpoint_path`` (resumable per-epoch checkpoint). The
+    precision (fp32, bf16 autocast, or auto) is ``training.precision``.
 
     Returns:
         The model with the best validation epoch's weights, its history for MLflow
@@ -215,14 +185,12 @@ def train_classifier(
         runtime_params.get("checkpoint_path"),
         dict(model_params),
         augmentation,
-        {"bf16_autocast": bool(runtime_params.get("bf16_autocast", False))},
     )
     result = fit(
         model,
         SliceDataset(train_x, train_y, augmentation),
         SliceDataset(val_x, val_y),
         params,
-        batch_loss=_batch_loss(params, runtime_params),
         # An interrupted run resumes from here (same configuration and data only).
         checkpoint_path=checkpoint,
     )
@@ -240,6 +208,7 @@ def train_classifier(
         "n_train": len(train_y),
         "n_val": len(val_y),
         "torch_threads": params.num_threads or torch.get_num_threads(),
+        "precision": result.precision,
         "best_checkpoint": (
             str(checkpoint.with_name(f"{checkpoint.stem}.best.pt"))
             if checkpoint

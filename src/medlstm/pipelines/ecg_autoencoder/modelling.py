@@ -112,21 +112,15 @@ def focal_cross_entropy(
     return (factor * w * ce).sum() / w.sum().clamp_min(1e-12)
 
 
-def _autocast(precision: str) -> torch.autocast:
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be fp32 or bf16, got {precision!r}.")
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def autoencoder_loss(
     alpha: float,
     beta: float,
     class_weights: torch.Tensor | None = None,
     focal_gamma: float = 0.0,
-    precision: str = "fp32",
 ):
     """``batch_loss`` for the core: alpha * MSE(reconstruction, standardised beat) +
-    beta * (focal) CE."""
+    beta * (focal) CE. The core runs it under ``training.precision``; the MSE is
+    taken in float32 either way."""
     if alpha < 0 or beta < 0 or alpha + beta == 0:
         raise ValueError(
             f"alpha and beta must be >= 0 and not both 0, got {alpha}, {beta}."
@@ -134,8 +128,7 @@ def autoencoder_loss(
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
         x, rr, y = batch
-        with _autocast(precision):
-            recon, logits = model(x, rr)
+        recon, logits = model(x, rr)
         recon, logits = recon.float(), logits.float()
         weight = None if class_weights is None else class_weights.to(logits.device)
         mse = F.mse_loss(recon, model.standardize(x))
@@ -148,20 +141,39 @@ def autoencoder_loss(
 def classifier_loss(
     class_weights: torch.Tensor | None = None,
     focal_gamma: float = 0.0,
-    precision: str = "fp32",
 ):
     """``batch_loss`` for the CNN baseline: (focal) class-weighted cross-entropy."""
 
     def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
         x, rr, y = batch
-        with _autocast(precision):
-            logits = model(x, rr).float()
+        logits = model(x, rr).float()
         weight = None if class_weights is None else class_weights.to(logits.device)
         return StepOutput(
             focal_cross_entropy(logits, y, weight, focal_gamma), logits, y
         )
 
     return batch_loss
+
+
+LOSS_KEYS = ("focal_gamma", "class_weight_power", "class_weight_multipliers")
+
+
+def check_loss_block(loss: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """The ``loss`` block as a dict; an unknown key is an error naming it."""
+    loss = dict(loss or {})
+    unknown = sorted(set(loss) - set(LOSS_KEYS))
+    if unknown:
+        moved = (
+            " (precision is now set in the training block: "
+            f"'{where}.training.precision')"
+            if "precision" in unknown
+            else ""
+        )
+        raise ValueError(
+            f"Unknown parameter(s) {', '.join(f'{where}.loss.{k}' for k in unknown)}"
+            f"{moved}; known: {', '.join(LOSS_KEYS)}."
+        )
+    return loss
 
 
 def class_weights(
@@ -223,7 +235,7 @@ def _train(
     training = TrainingParams.from_dict(
         params.get("training"), where=f"{where}.training"
     )
-    loss_cfg = dict(params.get("loss") or {})
+    loss_cfg = check_loss_block(params.get("loss"), where)
     seed_everything(training.seed)
     model = model_factory()
     y_train = train_set.tensors[2].numpy()
@@ -273,7 +285,8 @@ def train_autoencoder(
         beats: Beat table with ``split``.
         windows: Window arrays aligned with ``beats``.
         params: ``ecg_autoencoder.autoencoder``: ``model``, ``training`` (the core's
-            TrainingParams), ``loss`` (``focal_gamma``, ``precision``) and an
+            TrainingParams, ``precision`` among them), ``loss`` (``focal_gamma``,
+            class weights) and an
             optional ``checkpoint_path``.
         features: ``ecg_autoencoder.features`` (RR columns and clip).
         label_mapping: Class name -> annotation symbols; its keys are the classes.
@@ -304,9 +317,8 @@ def train_autoencoder(
 
     def make_loss(weights, cfg):
         return autoencoder_loss(
-            float(alpha), float(beta), weights,
-            float(cfg.get("focal_gamma", 0.0)), cfg.get("precision", "fp32"),
-        )  # fmt: skip
+            float(alpha), float(beta), weights, float(cfg.get("focal_gamma", 0.0))
+        )
 
     def train_one(block: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
         return _train(
@@ -388,9 +400,7 @@ def train_cnn(
         )
 
     def make_loss(weights, cfg):
-        return classifier_loss(
-            weights, float(cfg.get("focal_gamma", 0.0)), cfg.get("precision", "fp32")
-        )
+        return classifier_loss(weights, float(cfg.get("focal_gamma", 0.0)))
 
     return _train(
         factory, make_loss, beats, windows, params, features, class_names,

@@ -293,6 +293,7 @@ _NUMPY_FIXED = {
     "label_smoothing": 0.0,
     "class_weighting": "none",
     "weighted_sampling": False,
+    "precision": "fp32",
 }
 
 
