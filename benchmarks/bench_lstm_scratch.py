@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from medlstm.core.machine import machine_line
 from medlstm.scratch import LSTMModel, mse_loss
 
 
@@ -89,6 +90,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
+    print(machine_line(), flush=True)  # noqa: T201
     print(  # noqa: T201
         f"batch {args.batch}, length {args.length}, features {args.features}, "
         f"{args.threads} thread(s), torch {torch.__version__}, numpy {np.__version__}, "

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medlstm.core.machine import machine_line
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "brats_samples"
 SIZES = {
@@ -165,7 +167,7 @@ def main() -> None:
         extractor, scale, steps = args.child
         print(json.dumps(train_child(extractor, scale, int(steps))))
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(machine_line(), flush=True)
     if not args.skip_preprocessing:
         bench_preprocessing(args.repeats)
     if not args.skip_training:

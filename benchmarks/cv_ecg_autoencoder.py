@@ -30,10 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 from bench_ecg_autoencoder import ROOT, load_params
 
 from medlstm.core.evaluation import classification_metrics
+from medlstm.core.machine import machine_line
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import (
@@ -147,7 +149,7 @@ def score_line(name: str, s: dict[str, float]) -> str:
     )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="full", help="conf/<env> (default: full)")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/data/mitdb")
@@ -169,7 +171,14 @@ def main() -> None:
         "these out-of-fold files (e.g. one setting's seeds), and each file alone",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=ROOT / "data/08_reporting")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(machine_line(), flush=True)
     if args.average:
         print_average(args.average, load_params(args.env))
         return

@@ -158,5 +158,4 @@ def fake_bf16_probe(monkeypatch: pytest.MonkeyPatch):
         return calls
 
     yield fake
-    monkeypatch.undo()
-    reset()
+    reset()  # monkeypatch restores the real probe after this, with an empty cache

@@ -253,3 +253,33 @@ def test_malformed_training_parameter_fails_before_training_and_names_it(kedro_p
         kedro_project.run_pipeline(
             SMALL_PIPELINE, params={"lstm_forecast.training.epochs": "ten"}
         )
+
+
+def _data_written(root) -> list:
+    layers = [p for p in (root / "data").iterdir() if p.name != "01_raw"]
+    return [f for layer in layers for f in layer.rglob("*") if f.is_file()]
+
+
+def test_bf16_on_a_cpu_without_it_fails_before_any_node_naming_the_parameter(
+    kedro_project, fake_bf16_probe
+):
+    fake_bf16_probe(works=False)
+    with pytest.raises(ValueError) as error:
+        kedro_project.run_pipeline(
+            "ecg_autoencoder",
+            params={"ecg_autoencoder.autoencoder.training.precision": "bf16"},
+        )
+    assert "'ecg_autoencoder.autoencoder.training.precision' asks for bf16" in str(
+        error.value
+    )
+    assert _data_written(kedro_project.root) == []
+
+
+def test_nested_training_parameters_are_checked_before_any_node(kedro_project):
+    with pytest.raises(
+        ValueError, match=r"ecg_autoencoder\.autoencoder\.training\.lr' must be > 0"
+    ):
+        kedro_project.run_pipeline(
+            "ecg_autoencoder", params={"ecg_autoencoder.autoencoder.training.lr": -1.0}
+        )
+    assert _data_written(kedro_project.root) == []
