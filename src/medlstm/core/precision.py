@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 from collections.abc import Iterator
 
 import torch
@@ -38,10 +39,9 @@ def bf16_support(device_type: str = "cpu") -> tuple[bool, str]:
     try:
         _probe_lstm_bf16(device_type)
     except RuntimeError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return False, (
-            f"a bf16 LSTM does not run on this CPU ({_cpu_name()}): {first_line}"
-        )
+        # oneDNN's message goes on with advice on its own verbose mode: first sentence.
+        first = str(error).strip().split(". ")[0].rstrip(".")
+        return False, f"a bf16 LSTM does not run on this CPU ({_cpu_name()}): {first}"
     return True, f"a bf16 LSTM forward and backward ran on this CPU ({_cpu_name()})"
 
 
@@ -58,8 +58,11 @@ def _probe_lstm_bf16(device_type: str) -> None:
 
 def _cpu_name() -> str:
     info = cpu_info()
-    features = ", ".join(info["features"]) or "no AVX2"
-    return f"{info['model']}; {features}" if info["flags_known"] else str(info["model"])
+    if not info["flags_known"]:
+        return str(info["model"])
+    name = f"{info['model']}; {', '.join(info['features']) or 'no AVX2'}"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return f"{name}; oneDNN capped at {cap}" if cap else name
 
 
 def resolve_precision(
