@@ -9,6 +9,7 @@ docs carries that line.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 from pathlib import Path
 
@@ -22,6 +23,10 @@ _FEATURES = {
     "avx512_bf16": "AVX-512-bf16",
     "amx_bf16": "AMX-bf16",
 }
+
+
+# Variables that make oneDNN (torch's LSTMs) and MKL (matmul) use fewer instructions.
+_ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
 
 
 @functools.cache
@@ -64,7 +69,11 @@ def machine_line(threads: int | None = None) -> str:
     gpu = (
         f" | CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     )
+    # An AVX-512 CPU whose math libraries are capped to AVX2 is neither machine.
+    caps = "".join(
+        f" | {name}={os.environ[name]}" for name in _ISA_CAPS if os.environ.get(name)
+    )
     return (
         f"machine: {info['model']} | {threads} thread{'s' if threads != 1 else ''} | "
-        f"{features}{gpu} | torch {torch.__version__}, numpy {np.__version__}"
+        f"{features}{caps}{gpu} | torch {torch.__version__}, numpy {np.__version__}"
     )
