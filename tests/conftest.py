@@ -134,15 +134,19 @@ requires_bf16 = pytest.mark.skipif(
 
 @pytest.fixture
 def fake_bf16_probe(monkeypatch: pytest.MonkeyPatch):
-    """``fake(works: bool)`` makes the bf16 probe succeed or fail as on another CPU;
-    the probe's cache and the once-per-process log are reset before and after."""
+    """``fake(works, speedup=2.0)`` makes the bf16 probe succeed or fail, and bf16
+    time ``speedup`` times as fast as fp32, as on another CPU; the probes' caches and
+    the once-per-process log are reset before and after."""
     from medlstm.core import precision
 
+    real_support, real_speedup = precision.bf16_support, precision.bf16_speedup
+
     def reset() -> None:
-        precision.bf16_support.cache_clear()
+        real_support.cache_clear()
+        real_speedup.cache_clear()
         precision._logged.clear()
 
-    def fake(works: bool) -> list[str]:
+    def fake(works: bool, speedup: float = 2.0) -> list[str]:
         calls: list[str] = []
 
         def probe(device_type: str) -> None:
@@ -155,6 +159,7 @@ def fake_bf16_probe(monkeypatch: pytest.MonkeyPatch):
 
         reset()
         monkeypatch.setattr(precision, "_probe_lstm_bf16", probe)
+        monkeypatch.setattr(precision, "bf16_speedup", lambda device_type: speedup)
         return calls
 
     yield fake

@@ -33,6 +33,16 @@ def test_auto_takes_bf16_where_the_probe_succeeds(fake_bf16_probe):
     assert resolve_precision("bf16") == "bf16"
 
 
+def test_auto_keeps_fp32_where_bf16_runs_but_does_not_pay(fake_bf16_probe, caplog):
+    fake_bf16_probe(works=True, speedup=0.8)
+    with caplog.at_level(logging.INFO, logger="medlstm.core.precision"):
+        assert resolve_precision("auto", where="b.training.precision") == "fp32"
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert "training in fp32" in line and "0.80x as fast as fp32" in line
+    # Asked for explicitly, bf16 is the user's call where it runs.
+    assert resolve_precision("bf16") == "bf16"
+
+
 def test_bf16_where_it_cannot_run_names_the_parameter_and_the_cpu(fake_bf16_probe):
     fake_bf16_probe(works=False)
     with pytest.raises(ValueError) as error:
@@ -124,6 +134,19 @@ def test_fit_with_bf16_refused_on_a_cpu_without_it(fake_bf16_probe):
     fake_bf16_probe(works=False)
     with pytest.raises(ValueError, match="asks for bf16"):
         _train("bf16")
+
+
+@requires_bf16
+def test_the_speed_probe_times_both_precisions_and_keeps_the_random_stream():
+    from medlstm.core import precision
+
+    precision.bf16_speedup.cache_clear()
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    speedup = precision.bf16_speedup("cpu")
+    torch.testing.assert_close(torch.rand(3), expected)
+    assert 0.05 < speedup < 20.0
 
 
 @requires_bf16

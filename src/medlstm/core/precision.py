@@ -8,7 +8,12 @@ assumed: a tiny LSTM forward and backward is tried once per process and device.
 - ``fp32``: always float32.
 - ``bf16``: bf16 autocast; where it cannot run, `resolve_precision` raises an error
   naming the parameter and the CPU (the preflight hook calls it before any node).
-- ``auto``: bf16 where the probe succeeds, else fp32, with one log line saying why.
+- ``auto``: bf16 where it runs *and pays*, else fp32, with one log line saying why.
+  Running is not enough: on an AVX-512-bf16 Xeon without AMX a bf16 LSTM step was
+  measured slower than fp32 (0.8x), on an AMD Zen 5 twice as fast. So on a CPU,
+  ``auto`` also times one small LSTM training step in both precisions (about 0.3 s,
+  once per process) and takes bf16 only at `MIN_SPEEDUP` or more. On CUDA it takes
+  bf16 wherever the device supports it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 import os
+import time
 from collections.abc import Iterator
 
 import torch
@@ -27,6 +34,9 @@ from medlstm.core.machine import cpu_info
 logger = logging.getLogger(__name__)
 
 CHOICES = ("auto", "fp32", "bf16")
+# bf16 costs precision; below this speed-up over fp32, auto keeps fp32. The margin
+# keeps timing noise from flipping the choice on machines where both run alike.
+MIN_SPEEDUP = 1.25
 
 
 @functools.cache
@@ -54,6 +64,35 @@ def _probe_lstm_bf16(device_type: str) -> None:
     with torch.enable_grad(), torch.autocast(device_type, dtype=torch.bfloat16):
         out, _ = lstm(x)
     out.float().sum().backward()
+
+
+@functools.cache
+def bf16_speedup(device_type: str = "cpu") -> float:
+    """fp32 time / bf16 time of one small LSTM training step here (cached).
+
+    Call only where `bf16_support` is true. Best of five interleaved timings each,
+    after a warm-up, so a busy moment slows both alike.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lstm = nn.LSTM(32, 128, num_layers=2, batch_first=True).to(device_type)
+        x = torch.randn(64, 48, 32, device=device_type)
+
+    def step(precision: str) -> float:
+        started = time.perf_counter()
+        with torch.enable_grad(), autocast(precision, device_type):
+            out, _ = lstm(x)
+        out.float().square().mean().backward()
+        return time.perf_counter() - started
+
+    best = {"fp32": math.inf, "bf16": math.inf}
+    for i in range(12):
+        for precision in ("fp32", "bf16"):
+            seconds = step(precision)
+            if i >= 2:  # oneDNN builds its kernels on the first calls
+                best[precision] = min(best[precision], seconds)
+    lstm.zero_grad(set_to_none=True)
+    return best["fp32"] / best["bf16"]
 
 
 def _cpu_name() -> str:
@@ -87,6 +126,16 @@ def resolve_precision(
             f"Set {where}=auto (bf16 where it runs, else fp32) or fp32."
         )
     used = "bf16" if supported else "fp32"
+    if requested == "auto" and supported and device_type == "cpu":
+        speedup = bf16_speedup(device_type)
+        if speedup < MIN_SPEEDUP:
+            used = "fp32"
+            reason = (
+                f"bf16 runs on this CPU ({_cpu_name()}) but a bf16 LSTM training step "
+                f"is {speedup:.2f}x as fast as fp32 (auto wants >= {MIN_SPEEDUP}x)"
+            )
+        else:
+            reason = f"{reason}, {speedup:.2f}x as fast as fp32"
     if (requested, device_type) not in _logged:
         # Once per process: the preflight check names the parameter first, and every
         # later training in the run would only repeat it.
