@@ -1,4 +1,4 @@
-"""Derive the shipped MIT-BIH excerpt: the first minutes of every record.
+"""Derive the shipped MIT-BIH excerpts: the first minutes of every record.
 
 The excerpt lets a fresh clone (and CI) run ``kedro run --pipeline=ecg_autoencoder``
 without the full database. Records are cut, never altered: the digital samples,
@@ -9,6 +9,8 @@ Usage::
 
     python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
         --dest data/01_raw/mitdb_excerpt --minutes 1
+    python -m medlstm.excerpts.mitdb --database svdb --source ../shared/data/svdb \\
+        --dest data/01_raw/svdb_excerpt --minutes 1
 """
 
 from __future__ import annotations
@@ -23,33 +25,56 @@ import wfdb
 
 logger = logging.getLogger(__name__)
 
+DATABASES = {
+    "mitdb": {
+        "title": "MIT-BIH Arrhythmia Database",
+        "folder": "mitdb",
+        "format": "format 212 at 360 Hz",
+        "citation": """\
+- Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database.
+  IEEE Eng in Med and Biol 20(3):45-50 (May-June 2001). (PMID: 11446209)""",
+        "url": "https://physionet.org/content/mitdb/1.0.0/",
+    },
+    "svdb": {
+        "title": "MIT-BIH Supraventricular Arrhythmia Database",
+        "folder": "svdb",
+        "format": "format 212 at 128 Hz",
+        "citation": """\
+- Greenwald SD. Improved detection and classification of arrhythmias in
+  noise-stressed electrocardiograms using multivariate analysis. PhD thesis,
+  MIT Dept. of Electrical Engineering and Computer Science (1990).""",
+        "url": "https://physionet.org/content/svdb/1.0.0/",
+    },
+}
+
 ATTRIBUTION = """\
-# MIT-BIH Arrhythmia Database excerpt
+# {title} excerpt
 
-The first {minutes:g} minute(s) of each of the {n_records} records of the MIT-BIH
-Arrhythmia Database 1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb` and otherwise
-unchanged (digital samples in format 212 at 360 Hz, both leads, header comments, all
-reference annotations before the cut):
+The first {minutes:g} minute(s) of each of the {n_records} records of the {title}
+1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb` and otherwise unchanged (digital
+samples in {format}, both leads, header comments, all reference annotations before
+the cut; only annotator numbers (the NUM field) outside 0-127, which the writer cannot
+store, are written as 0):
 
-    python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
-        --dest data/01_raw/mitdb_excerpt --minutes {minutes:g}
+    python -m medlstm.excerpts.mitdb --database {database} \\
+        --source ../shared/data/{folder} --dest data/01_raw/{folder}_excerpt \\
+        --minutes {minutes:g}
 
 `SHA256SUMS.txt` lists the checksums of the files written.
 
 ## Licence and citation
 
-The MIT-BIH Arrhythmia Database is made available under the Open Data Commons
-Attribution License v1.0 (ODC-By, https://opendatacommons.org/licenses/by/1-0/).
-This excerpt is a derivative database under the same licence. When you use it, cite:
+The {title} is made available under the Open Data Commons Attribution License
+v1.0 (ODC-By, https://opendatacommons.org/licenses/by/1-0/). This excerpt is a
+derivative database under the same licence. When you use it, cite:
 
-- Moody GB, Mark RG. The impact of the MIT-BIH Arrhythmia Database.
-  IEEE Eng in Med and Biol 20(3):45-50 (May-June 2001). (PMID: 11446209)
+{citation}
 - Goldberger AL, Amaral LAN, Glass L, Hausdorff JM, Ivanov PCh, Mark RG, Mietus JE,
   Moody GB, Peng C-K, Stanley HE. PhysioBank, PhysioToolkit, and PhysioNet: Components
   of a New Research Resource for Complex Physiologic Signals.
   Circulation 101(23):e215-e220 (2000).
 
-Source: https://physionet.org/content/mitdb/1.0.0/
+Source: {url}
 """
 
 
@@ -75,12 +100,26 @@ def cut_record(source_dir: Path, record_id: str, dest_dir: Path, n_samples: int)
         setattr(ann, field, getattr(ann, field)[keep])
     for field in ("symbol", "aux_note"):
         setattr(ann, field, [getattr(ann, field)[i] for i in keep])
+    # wfdb writes annotator numbers 0-127 only; SVDB stores a few others (805: -42).
+    # They number annotators, not beats: such a field is written as 0 and counted.
+    out_of_range = (ann.num < 0) | (ann.num > 127)
+    if out_of_range.any():
+        logger.warning(
+            "Record %s: %d annotator numbers (NUM) outside 0-127 written as 0.",
+            record_id,
+            int(out_of_range.sum()),
+        )
+        ann.num = np.where(out_of_range, 0, ann.num)
     ann.wrann(write_fs=False, write_dir=str(dest_dir))
     return len(keep)
 
 
 def write_excerpt(
-    source: Path, dest: Path, minutes: float, records: list[str] | None = None
+    source: Path,
+    dest: Path,
+    minutes: float,
+    records: list[str] | None = None,
+    database: str = "mitdb",
 ) -> list[str]:
     """Cut every record of ``source`` (or ``records``) to its first ``minutes``.
 
@@ -91,6 +130,10 @@ def write_excerpt(
     """
     if minutes <= 0:
         raise ValueError(f"--minutes must be > 0, got {minutes}.")
+    if database not in DATABASES:
+        raise ValueError(
+            f"--database must be one of {sorted(DATABASES)}, got {database!r}."
+        )
     ids = sorted(records or (p.stem for p in source.glob("*.hea")))
     if not ids:
         raise FileNotFoundError(f"{source}: no WFDB headers (*.hea) found.")
@@ -100,7 +143,13 @@ def write_excerpt(
         n_kept = cut_record(source, rid, dest, round(minutes * 60 * fs))
         logger.info("Record %s: %d annotations kept.", rid, n_kept)
     (dest / "README.md").write_text(
-        ATTRIBUTION.format(minutes=minutes, n_records=len(ids)), encoding="utf-8"
+        ATTRIBUTION.format(
+            minutes=minutes,
+            n_records=len(ids),
+            database=database,
+            **DATABASES[database],
+        ),
+        encoding="utf-8",
     )
     sums = [
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}"
@@ -118,9 +167,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dest", type=Path, required=True, help="output folder")
     parser.add_argument("--minutes", type=float, default=1.0, help="minutes to keep")
     parser.add_argument("--records", nargs="*", help="record ids (default: all)")
+    parser.add_argument("--database", choices=sorted(DATABASES), default="mitdb")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    ids = write_excerpt(args.source, args.dest, args.minutes, args.records)
+    ids = write_excerpt(
+        args.source, args.dest, args.minutes, args.records, args.database
+    )
     logger.info("Wrote %d records to %s.", len(ids), args.dest)
 
 

@@ -8,6 +8,7 @@ skipped record is counted in the ingestion report.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ class SegmentationParams:
     """The ``ingestion`` block of parameters_ecg_autoencoder.yml, validated."""
 
     label_mapping: dict[str, list[str]]
-    lead: str = "MLII"
+    lead: str | tuple[str, ...] = "MLII"
     missing_lead: str = "skip"
     target_fs: float = 360.0
     samples_before: int = 108
@@ -53,7 +54,7 @@ class SegmentationParams:
     def __post_init__(self) -> None:
         where = "ecg_autoencoder.ingestion"
         choices = {
-            "missing_lead": ("skip", "other"),
+            "missing_lead": ("skip", "other", "error"),
             "window_scaling": ("none", "record", "beat"),
             "unknown_symbol": ("error", "skip"),
         }
@@ -112,10 +113,17 @@ class SegmentationParams:
         for key in ("baseline_windows_s", "non_beat_symbols"):
             if key in values:
                 values[key] = tuple(values[key])
+        if isinstance(values.get("lead"), list | tuple):
+            values["lead"] = tuple(str(name) for name in values["lead"])
         values["label_mapping"] = {
             str(k): [str(s) for s in v] for k, v in values["label_mapping"].items()
         }
         return cls(**values)
+
+    @property
+    def leads(self) -> tuple[str, ...]:
+        """Lead names in order of preference (``lead`` is one name or a list)."""
+        return (self.lead,) if isinstance(self.lead, str) else tuple(self.lead)
 
     @property
     def window(self) -> int:
@@ -123,31 +131,63 @@ class SegmentationParams:
         return self.samples_before + self.samples_after
 
 
-def choose_lead(record: WfdbRecord, lead: str, missing_lead: str) -> str | None:
-    """The name of the lead to use, or None to skip the record."""
-    if lead in record.signals:
-        return lead
+def choose_lead(
+    record: WfdbRecord, leads: str | tuple[str, ...], missing_lead: str
+) -> str | None:
+    """The first of ``leads`` (names, in order of preference) the record has; else
+    its first other lead (``missing_lead: other``), None to skip it (``skip``), or an
+    error naming the record and its leads (``error``)."""
+    leads = (leads,) if isinstance(leads, str) else tuple(leads)
+    found = next((name for name in leads if name in record.signals), None)
+    if found is not None:
+        return found
+    wanted = " or ".join(leads)
+    if missing_lead == "error":
+        raise ValueError(
+            f"{record.source}: record {record.record_id} has no lead {wanted} (its "
+            f"leads: {list(record.signals)}). Add one of them to the database's leads "
+            "or set 'ecg_autoencoder.ingestion.missing_lead' to skip or other."
+        )
     if missing_lead == "other":
         other = next(iter(record.signals))
         logger.warning(
             "Record %s has no lead %s (leads %s); using %s instead.",
-            record.record_id, lead, list(record.signals), other,
+            record.record_id, wanted, list(record.signals), other,
         )  # fmt: skip
         return other
     logger.warning(
         "Record %s has no lead %s (leads %s); skipped.",
-        record.record_id, lead, list(record.signals),
+        record.record_id, wanted, list(record.signals),
     )  # fmt: skip
     return None
 
 
 def resample(
-    x: np.ndarray, samples: np.ndarray, fs: float, target_fs: float
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs: float,
+    target_fs: float,
+    record: WfdbRecord | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Polyphase-resample ``x`` to ``target_fs`` and move annotation samples with it."""
+    """Polyphase-resample ``x`` to ``target_fs`` and move annotation samples with it
+    (e.g. SVDB's 128 Hz to 360 Hz: up 45, down 16).
+
+    Raises:
+        ValueError: naming the record, for a rate that is not a positive number or
+            whose ratio to ``target_fs`` has no exact fraction with terms <= 1000.
+    """
+    name = f"{record.source}: record {record.record_id}" if record else "signal"
+    if not (np.isfinite(fs) and fs > 0):
+        raise ValueError(f"{name}: sampling rate {fs!r} Hz cannot be resampled.")
     if fs == target_fs:
         return x, samples
     ratio = Fraction(target_fs / fs).limit_denominator(1000)
+    if abs(float(ratio) - target_fs / fs) > 1e-9 * target_fs / fs:
+        raise ValueError(
+            f"{name}: cannot resample {fs:g} Hz to {target_fs:g} Hz exactly (the ratio "
+            "has no fraction with terms <= 1000); set "
+            "'ecg_autoencoder.ingestion.target_fs' to a rate it divides."
+        )
     nan = np.isnan(x)
     y = signal.resample_poly(_fill_nan(x), ratio.numerator, ratio.denominator)
     if nan.any():  # a resampled sample is invalid if its source neighbourhood was
@@ -283,14 +323,14 @@ def segment_record(
     """Windows, beat table and counts of one record (see `segment_records`)."""
     counts: Counter = Counter()
     report: dict[str, Any] = {"source": record.source, "fs": record.fs}
-    lead = choose_lead(record, p.lead, p.missing_lead)
+    lead = choose_lead(record, p.leads, p.missing_lead)
     report["lead"] = lead
     if lead is None:
-        report["skipped"] = f"no lead {p.lead}"
+        report["skipped"] = f"no lead {' or '.join(p.leads)}"
         return _empty_beats(), np.empty((0, p.window), np.float32), report
 
     x, ann_samples = resample(
-        record.signals[lead], record.ann_samples, record.fs, p.target_fs
+        record.signals[lead], record.ann_samples, record.fs, p.target_fs, record
     )
     report["resampled_from"] = None if record.fs == p.target_fs else record.fs
     x = clean_signal(x, p.target_fs, p.baseline_windows_s, p.bandpass)
@@ -448,3 +488,88 @@ def segment_records(
         "sample": beats["sample"].to_numpy(dtype=np.int64),
     }
     return beats, arrays_out, report
+
+
+def segment_databases(
+    mitdb: dict[str, WfdbRecord],
+    svdb: dict[str, WfdbRecord],
+    ingestion: dict[str, Any],
+    databases: dict[str, dict[str, Any]],
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
+    """`segment_records` over several databases into one beat table.
+
+    Each database has its own lead names (MLII in MIT-BIH, ECG1 in SVDB) and a record
+    prefix that keeps ids unique across databases (``svdb_800``); records at another
+    rate are resampled to ``ingestion.target_fs`` with their annotations.
+
+    Args:
+        mitdb, svdb: ``{record_id: WfdbRecord}`` of each database.
+        ingestion: The ``ecg_autoencoder.ingestion`` parameters.
+        databases: ``ecg_autoencoder.databases``: per database ``leads`` (names in
+            order of preference) and ``record_prefix``.
+
+    Returns:
+        As `segment_records`, the beat table with a ``database`` column after
+        ``record``, and the report with a ``databases`` entry per database.
+    """
+    sources = {"mitdb": mitdb, "svdb": svdb}
+    missing = sorted(set(sources) - set(databases))
+    if missing:
+        raise ValueError(
+            f"Parameter 'ecg_autoencoder.databases' has no entry for {missing}; "
+            "each needs 'leads' and 'record_prefix'."
+        )
+    tables, arrays, reports = [], [], {}
+    for name, records in sources.items():
+        cfg = databases[name]
+        if not cfg.get("leads"):
+            raise ValueError(
+                f"Parameter 'ecg_autoencoder.databases.{name}.leads' is empty."
+            )
+        prefix = str(cfg.get("record_prefix") or "")
+        renamed = {
+            f"{prefix}{rid}": dataclasses.replace(record, record_id=f"{prefix}{rid}")
+            for rid, record in records.items()
+        }
+        beats, windows, report = segment_records(
+            renamed, {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
+        )
+        beats.insert(1, "database", name)
+        tables.append(beats)
+        arrays.append(windows)
+        reports[name] = report
+    ids = [set(r["records"]) for r in reports.values()]
+    clash = sorted(set.intersection(*ids)) if len(ids) > 1 else []
+    if clash:
+        raise ValueError(
+            f"Record ids {clash[:5]} occur in more than one database; give the "
+            "databases distinct 'record_prefix' values in 'ecg_autoencoder.databases'."
+        )
+    beats = pd.concat(tables, ignore_index=True)
+    totals: Counter = Counter()
+    for report in reports.values():
+        totals.update(report["totals"])
+    merged = {
+        "n_beats": len(beats),
+        "window_samples": reports["mitdb"]["window_samples"],
+        "target_fs": reports["mitdb"]["target_fs"],
+        "label_counts": beats["label"].value_counts().sort_index().to_dict(),
+        "totals": dict(sorted(totals.items())),
+        "skipped_records": {
+            rid: why
+            for r in reports.values()
+            for rid, why in r["skipped_records"].items()
+        },
+        "records": {
+            rid: rec for r in reports.values() for rid, rec in r["records"].items()
+        },
+        "databases": {
+            name: {"n_beats": r["n_beats"], "label_counts": r["label_counts"]}
+            for name, r in reports.items()
+        },
+    }
+    windows = {
+        key: np.concatenate([a[key] for a in arrays])
+        for key in ("windows", "record", "sample")
+    }
+    return beats, windows, merged

@@ -451,7 +451,11 @@ def predict_beats(
         )
         recon = latent = None
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    keep = [c for c in ("record", "sample", "symbol", "label") if c in beats.columns]
+    keep = [
+        c
+        for c in ("record", "database", "sample", "symbol", "label")
+        if c in beats.columns
+    ]
     out = beats[keep].reset_index(drop=True).copy()
     out["predicted"] = np.asarray(class_names)[probs.argmax(axis=1)]
     for i, name in enumerate(class_names):

@@ -23,7 +23,10 @@ from medlstm.pipelines.ecg_autoencoder.inference import (
     example_input,
     load_record,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_databases,
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     predict_test,
     predict_test_autoencoder,
@@ -82,8 +85,13 @@ def _classify_node(table: str, output: str, name: str):
 def _training() -> Pipeline:
     ingestion = [
         node(
-            segment_records,
-            ["ecg_raw_records", f"{P}.ingestion"],
+            segment_databases,
+            {
+                "mitdb": "ecg_raw_records",
+                "svdb": "ecg_svdb_records",
+                "ingestion": f"{P}.ingestion",
+                "databases": f"{P}.databases",
+            },
             ["ecg_beats", "ecg_windows", "ecg_ingestion_report"],
             name="segment_records",
         ),

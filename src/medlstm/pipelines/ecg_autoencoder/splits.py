@@ -1,7 +1,12 @@
 """Train / validation / test splits of the beat table, by record unless told otherwise.
 
 - ``inter_patient`` (default): de Chazal et al. (2004), DS1 for training and DS2
-  for testing; validation is whole DS1 records, never DS2.
+  for testing; validation is whole DS1 records, never DS2. With the MIT-BIH
+  Supraventricular Arrhythmia Database (SVDB) in the beat table, its fixed
+  validation part joins validation and its external test part joins the test set;
+  its training part is not used.
+- ``inter_patient_svdb``: as ``inter_patient``, with SVDB's training part added to
+  training.
 - ``curated_test``: a list of test records, the rest for training and validation.
 - ``intra_patient``: a stratified random split of beats. The same patients are in
   training and test, so its results are optimistic; every report says so.
@@ -20,7 +25,9 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 EXCLUDED = "excluded"
 UNUSED = "train_unused"
-PATIENT_WISE = ("inter_patient", "curated_test")
+PATIENT_WISE = ("inter_patient", "inter_patient_svdb", "curated_test")
+SCHEMES = ("inter_patient", "inter_patient_svdb", "curated_test", "intra_patient")
+SVDB_PARTS = ("train", "val", "test")
 
 
 def check_records_disjoint(beats: pd.DataFrame) -> None:
@@ -71,9 +78,14 @@ def _by_record(
     test: list[str],
     params: dict[str, Any],
     scheme: str,
+    svdb: dict[str, list[str]] | None = None,
 ) -> tuple[pd.Series, dict[str, Any]]:
+    """Whole records to train / val / test; ``svdb`` parts (already chosen by the
+    scheme) add training, validation and test records that are never picked from."""
+    svdb = svdb or {}
     present = set(beats["record"])
-    missing = sorted((set(train_pool) | set(test)) - present)
+    listed = set(train_pool) | set(test) | {r for p in svdb.values() for r in p}
+    missing = sorted(listed - present)
     if missing:
         logger.warning("Split %s: records %s are not in the data.", scheme, missing)
     train_pool = [r for r in train_pool if r in present]
@@ -87,10 +99,37 @@ def _by_record(
         train_pool, params.get("validation", {}), int(params.get("seed", 42)), scheme
     )
     split = pd.Series(EXCLUDED, index=beats.index, dtype=object)
-    split[beats["record"].isin(train_pool)] = "train"
-    split[beats["record"].isin(val)] = "val"
-    split[beats["record"].isin(test)] = "test"
+    for part, records in (
+        ("train", train_pool + svdb.get("train", [])),
+        ("val", val + svdb.get("val", [])),
+        ("test", test + svdb.get("test", [])),
+    ):
+        split[beats["record"].isin(records)] = part
     return split, {"missing_records": missing}
+
+
+def svdb_parts(params: dict[str, Any], scheme: str) -> dict[str, list[str]]:
+    """The SVDB parts a scheme uses: its fixed ``split.svdb`` lists, checked to be
+    disjoint; the training part only for ``inter_patient_svdb``."""
+    cfg = params.get("svdb") or {}
+    unknown = sorted(set(cfg) - set(SVDB_PARTS))
+    if unknown:
+        raise ValueError(
+            f"Parameter 'ecg_autoencoder.split.svdb' has unknown part(s) {unknown}; "
+            f"expected {list(SVDB_PARTS)}."
+        )
+    parts = {part: _records(cfg.get(part)) for part in SVDB_PARTS}
+    for i, a in enumerate(SVDB_PARTS):
+        for b in SVDB_PARTS[i + 1 :]:
+            both = sorted(set(parts[a]) & set(parts[b]))
+            if both:
+                raise ValueError(
+                    f"Parameter 'ecg_autoencoder.split.svdb': records {both} are in "
+                    f"both {a} and {b}."
+                )
+    if scheme != "inter_patient_svdb":
+        parts["train"] = []
+    return parts
 
 
 def _intra_patient(
@@ -158,23 +197,33 @@ def assign_splits(
             split, or an empty part.
     """
     scheme = params.get("scheme", "inter_patient")
-    if scheme == "inter_patient":
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"Parameter 'ecg_autoencoder.split.scheme' is {scheme!r}; expected one "
+            f"of {SCHEMES}."
+        )
+    mitdb_only = beats
+    if "database" in beats.columns and scheme in ("curated_test", "intra_patient"):
+        # These schemes are defined on MIT-BIH alone; other databases are excluded.
+        mitdb_only = beats[beats["database"] == "mitdb"]
+    if scheme in ("inter_patient", "inter_patient_svdb"):
         cfg = params["inter_patient"]
         split, extra = _by_record(
-            beats, _records(cfg["train"]), _records(cfg["test"]), params, scheme
+            beats,
+            _records(cfg["train"]),
+            _records(cfg["test"]),
+            params,
+            scheme,
+            svdb_parts(params, scheme),
         )
     elif scheme == "curated_test":
         test = _records(params["curated_test"]["test_records"])
         excluded = set(_records(params["curated_test"].get("excluded_records")))
-        pool = sorted(set(beats["record"]) - set(test) - excluded)
+        pool = sorted(set(mitdb_only["record"]) - set(test) - excluded)
         split, extra = _by_record(beats, pool, test, params, scheme)
-    elif scheme == "intra_patient":
-        split, extra = _intra_patient(beats, params)
     else:
-        raise ValueError(
-            f"Parameter 'ecg_autoencoder.split.scheme' is {scheme!r}; expected "
-            "inter_patient, curated_test or intra_patient."
-        )
+        split, extra = _intra_patient(mitdb_only, params)
+        split = split.reindex(beats.index, fill_value=EXCLUDED)
     split = cap_training_beats(
         pd.Series(split.to_numpy(), index=beats.index),
         beats["label"],
@@ -206,3 +255,37 @@ def assign_splits(
         scheme, [int((out["split"] == s).sum()) for s in SPLITS],
     )  # fmt: skip
     return out, report
+
+
+def partition_by_burden(
+    burden: pd.Series, shares: dict[str, int], seed: int
+) -> dict[str, list[str]]:
+    """Records dealt into parts, stratified by their burden of one class.
+
+    Records are sorted by ``burden`` (then id), cut into consecutive blocks of
+    ``sum(shares)`` records, and each block is shuffled (seeded) and dealt out: the
+    first ``shares[part]`` records to the first part, and so on. So every part gets
+    records from the whole range of burdens. A last, incomplete block is dealt in
+    the same order.
+
+    Args:
+        burden: Record id -> burden (e.g. the fraction of S beats).
+        shares: Part name -> records per block, e.g. ``{"train": 2, "val": 1,
+            "test": 1}``.
+        seed: Seed of the shuffles.
+
+    Returns:
+        Part name -> sorted record ids; the parts are disjoint and cover every record.
+    """
+    if not shares or min(shares.values()) < 1:
+        raise ValueError(f"Every part needs a share >= 1, got {shares}.")
+    order = sorted(burden.index.astype(str), key=lambda r: (float(burden[r]), r))
+    block = sum(shares.values())
+    deal = [part for part, n in shares.items() for _ in range(n)]
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[str]] = {part: [] for part in shares}
+    for start in range(0, len(order), block):
+        members = rng.permutation(order[start : start + block])
+        for part, record in zip(deal, members, strict=False):
+            parts[part].append(str(record))
+    return {part: sorted(records) for part, records in parts.items()}
