@@ -35,7 +35,7 @@ def test_pipeline_variants():
         create_pipeline("serve")
 
 
-def test_training_and_inference_end_to_end(kedro_project):
+def test_training_and_inference_end_to_end(kedro_project, base_params):
     kedro_project.run_pipeline("ecg_autoencoder", params=FAST)
     root = kedro_project.root
 
@@ -82,10 +82,19 @@ def test_training_and_inference_end_to_end(kedro_project):
     )
 
     summary = (root / "data/08_reporting/ecg_summary.md").read_text()
-    assert "inter_patient" in summary and "- test (22): 100, 103" in summary
+    assert "inter_patient" in summary and "- test (41): 100, 103" in summary
+    assert "svdb_802" in summary  # SVDB's external test part, reported apart
+    assert (
+        "| LSTM autoencoder-classifier | inter_patient | SVDB external test part |"
+        in (summary)
+    )
     split = json.loads((root / "data/08_reporting/ecg_split_report.json").read_text())
     assert not set(split["records"]["train"]) & set(split["records"]["test"])
-    assert set(split["records"]["val"]) <= {"101", "106", "118", "122", "220"}
+    mitdb_val = {r for r in split["records"]["val"] if not r.startswith("svdb_")}
+    assert mitdb_val <= {"101", "106", "118", "122", "220"}
+    assert {r for r in split["records"]["val"] if r.startswith("svdb_")} == set(
+        base_params["ecg_autoencoder"]["split"]["svdb"]["val"]
+    )
     latent = pd.read_parquet(
         root / "data/07_model_output/ecg_autoencoder_test_latent.parquet"
     )

@@ -346,6 +346,38 @@ def _headline(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+TEST_SET_NAMES = {
+    "mitdb": "MIT-BIH (DS2 in the inter-patient protocols)",
+    "svdb": "SVDB external test part",
+}
+
+
+def test_sets_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
+    """One row per model and test set: the protocol, accuracy, macro F1, S and V
+    Se / +P. Test sets of different databases are reported apart, never pooled."""
+    lines = [
+        "| model | protocol | test set | beats | accuracy | macro F1 | S Se / +P | V Se / +P |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for model, metrics in models.items():
+        by_database = metrics.get("by_database") or {
+            metrics.get("database", "mitdb"): metrics
+        }
+        for database, m in by_database.items():
+            pc = m["per_class"]
+            cells = [
+                f"{pc[c]['recall']:.3f} / {pc[c]['precision']:.3f}" if c in pc else "-"
+                for c in ("S", "V")
+            ]
+            lines.append(
+                f"| {model} | {scheme} | {TEST_SET_NAMES.get(database, database)} | "
+                f"{m['n']} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(lines)
+
+
 def summary_report(
     ingestion_report: dict[str, Any],
     split_report: dict[str, Any],
@@ -407,13 +439,23 @@ def summary_report(
         ("Split", "\n".join(split_lines)),
         ("Ingestion", ingestion),
         (
-            "LSTM autoencoder-classifier (test)",
+            "Test sets",
+            test_sets_markdown(
+                scheme,
+                {
+                    "LSTM autoencoder-classifier": autoencoder_metrics,
+                    "1D-CNN baseline": cnn_metrics,
+                },
+            ),
+        ),
+        (
+            "LSTM autoencoder-classifier (test: MIT-BIH)",
             metrics_table_markdown(autoencoder_metrics)
             + "\n\n"
             + confusion_matrix_markdown(autoencoder_metrics),
         ),
         (
-            "1D-CNN baseline (test)",
+            "1D-CNN baseline (test: MIT-BIH)",
             metrics_table_markdown(cnn_metrics)
             + "\n\n"
             + confusion_matrix_markdown(cnn_metrics),
