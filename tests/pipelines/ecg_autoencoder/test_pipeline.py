@@ -54,6 +54,9 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
     for name in (
         "autoencoder.test.accuracy",
         "cnn.test.accuracy",
+        "linear.test.accuracy",
+        "linear.test.by_database.svdb.accuracy",  # the external test part, apart
+        "linear.val.by_database.svdb.accuracy",
         "autoencoder.member0/val_loss",  # the default is a two-seed ensemble
         "autoencoder.member1/val_loss",
     ):

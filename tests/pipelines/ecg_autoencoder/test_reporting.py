@@ -150,9 +150,13 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
         val,
         val,
         per_record,
+        metrics,
+        val,
     )
 
     assert ("OPTIMISTIC" in text) == optimistic
+    assert "| linear baseline (RR + morphology) |" in text
+    assert "- linear: accuracy 0.667" in text
     assert (OPTIMISTIC_NOTE in text) == optimistic
     assert "| test | 2 | 7 | 3 | 0 | 10 |" in text
     assert "| S | 1.000 | 1.000 |" in text  # AAMI row: Se, +P

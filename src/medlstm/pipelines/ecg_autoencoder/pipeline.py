@@ -27,6 +27,11 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
     segment_records,
 )
+from medlstm.pipelines.ecg_autoencoder.linear import (
+    predict_test_linear,
+    predict_val_linear,
+    train_linear,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     predict_test,
     predict_test_autoencoder,
@@ -42,6 +47,7 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     cnn_metrics_outputs,
     evaluate,
     latent_projection_figure,
+    linear_metrics_outputs,
     per_record_table,
     reconstruction_figure,
     summary_report,
@@ -232,6 +238,8 @@ def _training() -> Pipeline:
                 "ecg_autoencoder_val_metrics",
                 "ecg_cnn_val_metrics",
                 "ecg_autoencoder_per_record",
+                "ecg_linear_test_metrics",
+                "ecg_linear_val_metrics",
             ],
             "ecg_summary",
             name="summary_report",
@@ -243,7 +251,45 @@ def _training() -> Pipeline:
             name="example_classifier_input",
         ),
     ]
-    return Pipeline(ingestion + autoencoder + cnn + validation + reports)
+    linear = [
+        node(
+            train_linear,
+            [*inputs, f"{P}.linear", f"{P}.ingestion", LABELS],
+            "ecg_linear_model",
+            name="train_linear",
+        ),
+        node(
+            predict_test_linear,
+            ["ecg_linear_model", *inputs],
+            "ecg_linear_test_predictions",
+            name="predict_test_linear",
+        ),
+        node(
+            evaluate,
+            ["ecg_linear_test_predictions", LABELS],
+            "ecg_linear_test_metrics",
+            name="evaluate_linear",
+        ),
+        node(
+            linear_metrics_outputs,
+            "ecg_linear_test_metrics",
+            ["ecg_linear_test_mlflow_metrics", "ecg_linear_confusion_matrix"],
+            name="linear_metrics_outputs",
+        ),
+        node(
+            predict_val_linear,
+            ["ecg_linear_model", *inputs],
+            "ecg_linear_val_predictions",
+            name="predict_val_linear",
+        ),
+        node(
+            validation_metrics,
+            ["ecg_linear_val_predictions", LABELS],
+            ["ecg_linear_val_metrics", "ecg_linear_val_mlflow_metrics"],
+            name="evaluate_val_linear",
+        ),
+    ]
+    return Pipeline(ingestion + autoencoder + cnn + linear + validation + reports)
 
 
 def _record_inference() -> Pipeline:

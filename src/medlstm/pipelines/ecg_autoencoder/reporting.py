@@ -130,6 +130,13 @@ def cnn_metrics_outputs(metrics: dict[str, Any]) -> tuple[dict[str, dict], plt.F
     return metrics_outputs(metrics, "cnn")
 
 
+def linear_metrics_outputs(
+    metrics: dict[str, Any],
+) -> tuple[dict[str, dict], plt.Figure]:
+    """`metrics_outputs` of the linear baseline."""
+    return metrics_outputs(metrics, "linear")
+
+
 def reconstruction_figure(
     model: LSTMAutoencoderClassifier | LSTMAutoencoderEnsemble,
     beats: pd.DataFrame,
@@ -388,6 +395,8 @@ def summary_report(
     autoencoder_val: dict[str, Any],
     cnn_val: dict[str, Any],
     autoencoder_per_record: pd.DataFrame,
+    linear_metrics: dict[str, Any],
+    linear_val: dict[str, Any],
 ) -> str:
     """Markdown summary: split, records and beat counts, AAMI tables of both models,
     the autoencoder's results per test record, and the validation figures the models
@@ -445,6 +454,7 @@ def summary_report(
                 {
                     "LSTM autoencoder-classifier": autoencoder_metrics,
                     "1D-CNN baseline": cnn_metrics,
+                    "linear baseline (RR + morphology)": linear_metrics,
                 },
             ),
         ),
@@ -467,7 +477,8 @@ def summary_report(
         ("Anomaly detection by reconstruction error (test)", anomaly_text),
         (
             "Validation (model selection; the test set was not used for choices)",
-            f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}",
+            f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}"
+            f"\n- linear: {_headline(linear_val)}",
         ),
     ]
     return markdown_report(title, sections)
