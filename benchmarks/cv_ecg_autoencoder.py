@@ -16,8 +16,8 @@ Usage (from the project root, full database)::
 
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \\
         python benchmarks/cv_ecg_autoencoder.py --threads 2 \\
-        --setting joint model.detach_latent=false \\
-        --setting detached model.detach_latent=true
+        --setting small model.latent_size=32 \\
+        --setting focal loss.focal_gamma=2
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def fold_split(
 
 
 def apply_overrides(block: dict, overrides: list[str]) -> dict:
-    """``model.detach_latent=true`` -> block["model"]["detach_latent"] = True."""
+    """``model.latent_size=32`` -> block["model"]["latent_size"] = 32."""
     block = copy.deepcopy(block)
     for item in overrides:
         key, _, value = item.partition("=")

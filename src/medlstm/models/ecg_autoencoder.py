@@ -5,9 +5,7 @@
     [z, s / S] at each of S steps -> decoder LSTM x num_layers -> Linear per step
         -> (B, S) -> linear interpolation -> recon (B, T)
     rr (B, R) -> (rr - rr_mean) / rr_scale    (statistics of the training beats)
-    rr_path "joint":    [z, rr] (B, L + R) -> Linear -> ReLU -> Dropout -> Linear
-                        -> logits (B, C)
-    rr_path "additive": MLP(z) (B, C) + Linear(rr) (B, C) -> logits (B, C)
+    logits = MLP(z) (B, C) + Linear(rr) (B, C)
 
 The reconstruction term makes ``z`` a summary of the beat's morphology; the RR
 features (prematurity, compensatory pause) give the head what morphology alone
@@ -15,16 +13,9 @@ cannot show, which is what separates supraventricular beats. The decoder also ge
 the position ``s / S``: fed the same ``z`` at every step it would have to count time
 in its state to place the QRS, and in practice it only learned the mean (a flat line).
 
-With ``rr_path="additive"`` prematurity moves the logits by the same amount
-whatever the beat looks like: in the joint MLP, a beat that looks typical could veto
-its RR features. The joint head of session 2 called every S beat of DS2's record 232
-N even when given the latent of a perfectly typical beat; the additive path was
-chosen over it by leave-records-out cross-validation over DS1.
-
-With ``detach_latent`` the cross-entropy trains the head only: ``z`` is then learned
-from reconstruction alone, without labels, as a PCA would be. The hope was a code
-that transfers better to new patients; leave-records-out cross-validation over DS1
-found it worse on S and V, so it is off by default (docs/ecg_autoencoder.md).
+The RR features add a linear term to the logits, so prematurity moves them by the
+same amount whatever the beat looks like: fed into one MLP with ``z``, a beat that
+looked typical could veto its RR features (docs/experiments has the measurements).
 
 The LSTMs run at 1 / ``input_stride`` of the sampling rate (3: 96 steps at 120 Hz
 for a 288-sample beat): three times faster, and a QRS complex 180 steps before the
@@ -67,9 +58,6 @@ class LSTMAutoencoderClassifier(nn.Module):
         lstm_dropout: float = 0.0,
         input_scale: float = 1.0,
         input_stride: int = 1,
-        detach_latent: bool = False,
-        latent_dropout: float = 0.0,
-        rr_path: str = "joint",
         rr_mean: list[float] | None = None,
         rr_scale: list[float] | None = None,
     ) -> None:
@@ -79,10 +67,6 @@ class LSTMAutoencoderClassifier(nn.Module):
             < 1
         ):
             raise ValueError("LSTMAutoencoderClassifier sizes must all be >= 1.")
-        if rr_path not in ("joint", "additive"):
-            raise ValueError(f"rr_path must be joint or additive, got {rr_path!r}.")
-        if not 0.0 <= latent_dropout < 1.0:
-            raise ValueError(f"latent_dropout must be in [0, 1), got {latent_dropout}.")
         if not input_scale > 0:
             raise ValueError(f"input_scale must be > 0, got {input_scale}.")
         if input_stride < 1 or seq_len % input_stride:
@@ -101,17 +85,12 @@ class LSTMAutoencoderClassifier(nn.Module):
             "lstm_dropout": lstm_dropout,
             "input_scale": float(input_scale),
             "input_stride": input_stride,
-            "detach_latent": bool(detach_latent),
-            "latent_dropout": float(latent_dropout),
-            "rr_path": rr_path,
             **rr_config(rr_mean, rr_scale),
         }
         self.seq_len = seq_len
         self.n_rr_features = n_rr_features
         self.input_scale = float(input_scale)
         self.input_stride = input_stride
-        self.detach_latent = bool(detach_latent)
-        self.latent_dropout = float(latent_dropout)
         self.rr_input = RRInput(n_rr_features, rr_mean, rr_scale)
         between = lstm_dropout if num_layers > 1 else 0.0
         self.encoder = nn.LSTM(
@@ -131,16 +110,13 @@ class LSTMAutoencoderClassifier(nn.Module):
             for name, bias in lstm.named_parameters():
                 if name.startswith("bias"):  # gates i, f, g, o; b_ih + b_hh = 1 for f
                     nn.init.constant_(bias[hidden_size : 2 * hidden_size], 0.5)
-        additive = rr_path == "additive"
         self.head = nn.Sequential(
-            nn.Linear(latent_size + (0 if additive else n_rr_features), head_hidden),
+            nn.Linear(latent_size, head_hidden),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(head_hidden, n_classes),
         )
-        self.rr_logits = (
-            nn.Linear(n_rr_features, n_classes) if additive and n_rr_features else None
-        )
+        self.rr_logits = nn.Linear(n_rr_features, n_classes) if n_rr_features else None
 
     def standardize(self, x: torch.Tensor) -> torch.Tensor:
         """Beats (B, T) in input units -> the units of the reconstruction."""
@@ -166,13 +142,9 @@ class LSTMAutoencoderClassifier(nn.Module):
 
     def classify(self, z: torch.Tensor, rr: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, L), rr (B, R) -> logits (B, C)."""
-        z = F.dropout(z, self.latent_dropout, self.training)
-        if not self.n_rr_features:
-            return self.head(z)
-        rr = self.rr_input(rr, z.dtype)
         if self.rr_logits is None:
-            return self.head(torch.cat([z, rr], dim=-1))
-        return self.head(z) + self.rr_logits(rr)
+            return self.head(z)
+        return self.head(z) + self.rr_logits(self.rr_input(rr, z.dtype))
 
     def forward(
         self,
@@ -190,7 +162,7 @@ class LSTMAutoencoderClassifier(nn.Module):
             )
         z = self.encode(x)
         recon = self.decode(z)
-        logits = self.classify(z.detach() if self.detach_latent else z, rr)
+        logits = self.classify(z, rr)
         return (recon, logits, z) if return_latent else (recon, logits)
 
 

@@ -155,29 +155,10 @@ def test_template_subtraction_leaves_the_departure_from_the_typical_beat(params)
     assert np.abs(x[is_v]).max() > 0.5
 
 
-def test_template_ignores_premature_beats_even_when_they_are_the_majority(caplog):
-    """Like record 232: most beats are premature ectopics; the normal beats follow
-    pauses. The template must be the normal beat, not the majority one."""
+def test_template_is_the_median_beat_of_the_record():
     normal, ectopic = np.zeros(16), np.ones(16)
-    windows = np.stack([ectopic] * 70 + [normal] * 30)
-    rr_pre_norm = np.array([0.7] * 70 + [1.8] * 30)
-
-    np.testing.assert_array_equal(
-        record_template(windows, rr_pre_norm, 0.9, "232"), normal
-    )
-    np.testing.assert_array_equal(
-        record_template(windows, rr_pre_norm, 0.0, "232"), ectopic
-    )
-    # Too few non-premature beats to estimate a template: all beats, with a warning.
-    few = np.array([0.7] * 98 + [1.8] * 2)
-    np.testing.assert_array_equal(record_template(windows, few, 0.9, "232"), ectopic)
-    assert "Record 232: only 2 of 100 beats" in caplog.text
-
-
-def test_template_threshold_is_checked(params):
-    params["ingestion"]["template_min_pre_rr"] = -0.1
-    with pytest.raises(ValueError, match="template_min_pre_rr' must be in"):
-        SegmentationParams.from_dict(params["ingestion"])
+    windows = np.stack([ectopic] * 30 + [normal] * 70)
+    np.testing.assert_array_equal(record_template(windows), normal)
 
 
 def test_other_sampling_rates_are_resampled(params):
@@ -241,35 +222,6 @@ def test_rr_features_show_prematurity():
     assert rr["rr_post_norm"][3] > 1.4
     assert rr["rr_pre_local"][3] < 1.0
     np.testing.assert_allclose(rr["record_rr"], 1.0)
-
-
-def test_reference_rr_is_not_pulled_down_by_runs_of_premature_beats():
-    # Sinus pauses of 1.9 s, each followed by a run of three beats at 0.7 s: the
-    # premature beats are the majority, as in a record with frequent atrial runs.
-    intervals = np.tile([1.9, 0.7, 0.7, 0.7], 10)
-    samples = np.concatenate([[0], np.cumsum(intervals)]) * 360.0
-    rr = rr_intervals(samples.round().astype(int), 360.0, local_beats=10)
-
-    premature = np.flatnonzero(np.isclose(rr["pre_rr"], 0.7, atol=0.01))
-    inner = premature[(premature > 10) & (premature < len(samples) - 10)]
-    np.testing.assert_allclose(rr["reference_rr"][inner], 1.9, atol=0.01)
-    assert rr["rr_pre_ref"][inner].max() < 0.4  # clearly premature
-    assert rr["rr_pre_norm"][inner].min() > 0.65  # against the mean, barely so
-    np.testing.assert_allclose(rr["rr_post_ref"], rr["post_rr"] / rr["reference_rr"])
-
-
-def test_reference_rr_of_a_regular_rhythm_is_the_rhythm():
-    rr = rr_intervals(np.arange(0, 20 * 300, 300), 360.0, local_beats=10)
-    np.testing.assert_allclose(rr["rr_pre_ref"][1:], 1.0)
-
-
-@pytest.mark.parametrize(
-    "change", [{"reference_rr_beats": 0}, {"reference_rr_quantile": 1.5}]
-)
-def test_bad_reference_rr_parameters_are_named(params, change):
-    params["ingestion"].update(change)
-    with pytest.raises(ValueError, match="reference_rr_"):
-        SegmentationParams.from_dict(params["ingestion"])
 
 
 def test_window_scaling_beat_standardises_each_window(params):

@@ -18,7 +18,6 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     autoencoder_loss,
     check_aligned,
-    class_weights,
     ensemble_seeds,
     focal_cross_entropy,
     label_indices,
@@ -100,34 +99,6 @@ def test_autoencoder_loss_weights_mse_and_cross_entropy():
     assert out.logits.shape == (4, 2)
     with pytest.raises(ValueError, match="alpha and beta"):
         autoencoder_loss(0.0, 0.0)
-
-
-def test_class_weight_power_interpolates_between_schemes():
-    y = np.array([0] * 90 + [1] * 10)
-    classes = ["N", "S", "V"]
-    sqrt = class_weights(y, classes, "sqrt_balanced", {}, "x")
-    half = class_weights(y, classes, "none", {"class_weight_power": 0.5}, "x")
-    torch.testing.assert_close(half, sqrt)
-    full = class_weights(y, classes, "none", {"class_weight_power": 1.0}, "x")
-    assert full[1] / full[0] == pytest.approx(9.0)
-    assert full[2] == 0.0  # absent class
-    with pytest.raises(ValueError, match="not both"):
-        class_weights(y, classes, "balanced", {"class_weight_power": 1.0}, "x")
-
-
-def test_class_weight_multipliers_move_one_class_alone():
-    y = np.array([0] * 90 + [1] * 10)
-    classes = ["N", "S", "V"]
-    sqrt = class_weights(y, classes, "sqrt_balanced", {}, "x")
-    cfg = {"class_weight_multipliers": {"S": 2.0}}
-    raised = class_weights(y, classes, "sqrt_balanced", cfg, "x")
-    torch.testing.assert_close(raised, sqrt * torch.tensor([1.0, 2.0, 1.0]))
-    unweighted = class_weights(y, classes, "none", cfg, "x")
-    torch.testing.assert_close(unweighted, torch.tensor([1.0, 2.0, 1.0]))
-    with pytest.raises(ValueError, match=r"names \['X'\], which are not among"):
-        class_weights(y, classes, "none", {"class_weight_multipliers": {"X": 2}}, "x")
-    with pytest.raises(ValueError, match="must be >= 0"):
-        class_weights(y, classes, "none", {"class_weight_multipliers": {"S": -1}}, "x")
 
 
 def test_rr_matrix_clips_and_checks_columns():
@@ -336,7 +307,7 @@ def test_ensemble_averages_member_probabilities_and_concatenates_latents():
 
 def test_ensemble_saves_and_loads_as_one_model(tmp_path):
     config = {"seq_len": 48, "n_rr_features": 2, "hidden_size": 8, "latent_size": 4,
-              "rr_path": "additive", "rr_mean": [1.0, 0.5], "rr_scale": [0.2, 0.1]}  # fmt: skip
+              "rr_mean": [1.0, 0.5], "rr_scale": [0.2, 0.1]}  # fmt: skip
     ensemble = LSTMAutoencoderEnsemble.of(
         [LSTMAutoencoderClassifier(**config) for _ in range(2)]
     ).eval()

@@ -39,30 +39,24 @@ def test_rr_features_change_the_logits_but_not_the_reconstruction():
     assert not torch.allclose(logits_a, logits_b)
 
 
-@pytest.mark.parametrize("detach_latent", [False, True])
-def test_detach_latent_keeps_the_cross_entropy_out_of_the_encoder(detach_latent):
+def test_cross_entropy_and_reconstruction_both_train_the_encoder():
     torch.manual_seed(0)
-    model = small_autoencoder(detach_latent=detach_latent)
+    model = small_autoencoder()
     x, rr = torch.randn(4, 32), torch.rand(4, 4)
     _, logits = model(x, rr)
     torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 3])).backward()
-    encoder_grad = model.encoder.weight_ih_l0.grad
     assert model.head[0].weight.grad.abs().sum() > 0
-    if detach_latent:
-        assert encoder_grad is None or encoder_grad.abs().sum() == 0
-    else:
-        assert encoder_grad.abs().sum() > 0
-
+    assert model.encoder.weight_ih_l0.grad.abs().sum() > 0
     model.zero_grad()
     recon, _ = model(x, rr)
     ((recon - model.standardize(x)) ** 2).mean().backward()
-    # The reconstruction trains the encoder either way.
     assert model.encoder.weight_ih_l0.grad.abs().sum() > 0
+    assert model.rr_logits.weight.grad is None or not model.rr_logits.weight.grad.any()
 
 
-def test_additive_rr_path_adds_a_linear_rr_term_to_the_logits():
+def test_rr_features_add_a_linear_term_to_the_logits():
     torch.manual_seed(0)
-    model = small_autoencoder(rr_path="additive").eval()
+    model = small_autoencoder().eval()
     x, rr_a, rr_b = torch.randn(3, 32), torch.rand(3, 4), torch.rand(3, 4)
     _, logits_a = model(x, rr_a)
     _, logits_b = model(x, rr_b)
@@ -99,16 +93,6 @@ def test_rr_features_are_standardised_inside_the_model(which):
     assert not torch.allclose(logits, logits_of(plain, x, rr))
 
 
-def test_latent_dropout_only_acts_in_training():
-    torch.manual_seed(0)
-    model = small_autoencoder(latent_dropout=0.5, dropout=0.0)
-    x, rr = torch.randn(64, 32), torch.rand(64, 4)
-    model.eval()
-    assert torch.equal(model(x, rr)[1], model(x, rr)[1])
-    model.train()
-    assert not torch.allclose(model(x, rr)[1], model(x, rr)[1])
-
-
 def test_autoencoder_input_checks():
     model = small_autoencoder()
     with pytest.raises(ValueError, match="takes 4 RR features, got None"):
@@ -117,12 +101,10 @@ def test_autoencoder_input_checks():
         model(torch.randn(2, 30), torch.rand(2, 4))
     with pytest.raises(ValueError, match=">= 1"):
         small_autoencoder(latent_size=0)
-    with pytest.raises(ValueError, match="rr_path must be joint or additive"):
-        small_autoencoder(rr_path="wide")
     with pytest.raises(ValueError, match="rr_mean has 3 values for 4 RR features"):
         small_autoencoder(rr_mean=[0.0, 0.0, 0.0])
-    with pytest.raises(ValueError, match="latent_dropout must be in"):
-        small_autoencoder(latent_dropout=1.0)
+    with pytest.raises(TypeError, match="rr_path"):
+        small_autoencoder(rr_path="joint")  # the joint RR path is gone
 
 
 def test_input_stride_runs_the_lstms_on_fewer_steps():
@@ -160,9 +142,7 @@ def test_cnn_shapes_and_checks():
     "model",
     [
         small_autoencoder(),
-        small_autoencoder(
-            rr_path="additive", rr_mean=[1.0] * 4, rr_scale=[0.5, 0.2, 0.1, 0.3]
-        ),
+        small_autoencoder(rr_mean=[1.0] * 4, rr_scale=[0.5, 0.2, 0.1, 0.3]),
         CNN1DClassifier(n_classes=5, n_rr_features=4, channels=[4, 8]),
         CNN1DClassifier(
             n_classes=5,
@@ -172,7 +152,7 @@ def test_cnn_shapes_and_checks():
             rr_scale=[0.5, 0.2, 0.1, 0.3],
         ),  # fmt: skip
     ],
-    ids=["autoencoder", "autoencoder_additive_rr", "cnn", "cnn_standardised_rr"],
+    ids=["autoencoder", "autoencoder_standardised_rr", "cnn", "cnn_standardised_rr"],
 )
 def test_saved_model_loads_with_the_same_outputs(tmp_path, model):
     model.eval()

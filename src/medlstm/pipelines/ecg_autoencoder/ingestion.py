@@ -42,11 +42,8 @@ class SegmentationParams:
     baseline_windows_s: tuple[float, ...] = (0.2, 0.6)
     bandpass: dict[str, Any] | None = None
     local_rr_beats: int = 10
-    reference_rr_beats: int = 11
-    reference_rr_quantile: float = 0.9
     window_scaling: str = "none"
     subtract_template: bool = True
-    template_min_pre_rr: float = 0.0
     non_beat_symbols: tuple[str, ...] = DEFAULT_NON_BEAT_SYMBOLS
     unknown_symbol: str = "error"
     lookup: dict[str, str] = field(init=False, repr=False)
@@ -68,16 +65,10 @@ class SegmentationParams:
             raise ValueError(
                 f"Parameter '{where}.subtract_template' must be true or false."
             )
-        if not 0.0 <= self.template_min_pre_rr < 2.0:
+        if self.local_rr_beats < 1:
             raise ValueError(
-                f"Parameter '{where}.template_min_pre_rr' must be in [0, 2), got "
-                f"{self.template_min_pre_rr}."
-            )
-        if self.reference_rr_beats < 1 or not 0.0 < self.reference_rr_quantile <= 1.0:
-            raise ValueError(
-                f"Parameters '{where}.reference_rr_beats' must be >= 1 and "
-                f"'{where}.reference_rr_quantile' in (0, 1], got "
-                f"{self.reference_rr_beats} and {self.reference_rr_quantile}."
+                f"Parameter '{where}.local_rr_beats' must be >= 1, got "
+                f"{self.local_rr_beats}."
             )
         if self.samples_before < 0 or self.samples_after < 1:
             raise ValueError(
@@ -241,24 +232,13 @@ def clean_signal(
 
 
 def rr_intervals(
-    beat_samples: np.ndarray,
-    fs: float,
-    local_beats: int,
-    reference_beats: int = 11,
-    reference_quantile: float = 0.9,
+    beat_samples: np.ndarray, fs: float, local_beats: int
 ) -> dict[str, np.ndarray]:
     """RR features of every beat, in seconds and as unit-free ratios.
 
     ``pre_rr``/``post_rr`` are NaN for the first/last beat. ``local_rr`` is the mean
     of the ``local_beats`` RR intervals centred on the beat; ``record_rr`` the mean
-    over the whole record, which normalises away the patient's heart rate. (Medians
-    were tried: on the validation records they raised S Se but cut S +P more.)
-
-    ``reference_rr`` is a high quantile of the ``reference_beats`` pre-RR intervals
-    centred on the beat: an estimate of the underlying cycle that premature beats
-    cannot pull down. Means are pulled down where ectopic beats are the majority
-    (runs of atrial beats between sinus pauses), so prematurity measured against
-    them fades exactly where there is most of it.
+    over the whole record, which normalises away the patient's heart rate.
     """
     rr = np.diff(beat_samples) / fs  # (n - 1,)
     pre = np.concatenate([[np.nan], rr])
@@ -269,25 +249,16 @@ def rr_intervals(
         .mean()
         .to_numpy(copy=True)
     )
-    reference = (
-        pd.Series(pre)
-        .rolling(max(reference_beats, 1), center=True, min_periods=1)
-        .quantile(reference_quantile)
-        .to_numpy(copy=True)
-    )
     record = np.full(len(beat_samples), rr.mean() if len(rr) else np.nan)
     return {
         "pre_rr": pre,
         "post_rr": post,
         "local_rr": local,
         "record_rr": record,
-        "reference_rr": reference,
         "rr_pre_norm": pre / record,
         "rr_post_norm": post / record,
         "rr_local_norm": local / record,
         "rr_pre_local": pre / local,
-        "rr_pre_ref": pre / reference,
-        "rr_post_ref": post / reference,
     }
 
 
@@ -337,13 +308,7 @@ def segment_record(
 
     idx, labels = _labelled_beats(record, p, counts)
     beat_samples = ann_samples[idx]
-    rr = rr_intervals(
-        beat_samples,
-        p.target_fs,
-        p.local_rr_beats,
-        p.reference_rr_beats,
-        p.reference_rr_quantile,
-    )
+    rr = rr_intervals(beat_samples, p.target_fs, p.local_rr_beats)
     counts["labelled_beats"] = len(idx)
 
     starts = beat_samples - p.samples_before
@@ -363,9 +328,7 @@ def segment_record(
         )  # fmt: skip
     windows = _scale(windows, p.window_scaling)
     if p.subtract_template and len(windows):
-        windows = windows - record_template(
-            windows, rr["rr_pre_norm"][keep], p.template_min_pre_rr, record.record_id
-        )
+        windows = windows - record_template(windows)
     counts["kept"] = len(keep)
     if len(keep) == 0:
         logger.warning("Record %s: no beat could be windowed.", record.record_id)
@@ -384,27 +347,14 @@ def segment_record(
     return beats, windows.astype(np.float32), report
 
 
-def record_template(
-    windows: np.ndarray, rr_pre_norm: np.ndarray, min_pre_rr: float, record_id: str
-) -> np.ndarray:
-    """The patient's typical beat (T,): the median window of the beats that are not
-    premature (pre-RR >= ``min_pre_rr`` x the record's mean RR; 0 takes every beat).
+def record_template(windows: np.ndarray) -> np.ndarray:
+    """The patient's typical beat (T,): the median of the record's windows (n, T).
 
     Subtracting it leaves how each beat departs from the patient's normal, which
     transfers across patients far better than raw morphology. No labels are used,
-    so no leakage. Excluding premature beats keeps ectopic beats out of the
-    template where they are the majority (record 232: 78 % supraventricular beats,
-    all premature; its normal beats follow long pauses).
+    so no leakage.
     """
-    chosen = rr_pre_norm >= min_pre_rr
-    if chosen.sum() < max(5, 0.05 * len(windows)):
-        logger.warning(
-            "Record %s: only %d of %d beats have pre-RR >= %.2f x the mean RR; the "
-            "template is the median of all beats.",
-            record_id, chosen.sum(), len(windows), min_pre_rr,
-        )  # fmt: skip
-        chosen = np.ones(len(windows), bool)
-    return np.median(windows[chosen], axis=0)
+    return np.median(windows, axis=0)
 
 
 def _scale(windows: np.ndarray, how: str) -> np.ndarray:

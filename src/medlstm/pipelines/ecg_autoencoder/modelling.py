@@ -155,7 +155,7 @@ def classifier_loss(
     return batch_loss
 
 
-LOSS_KEYS = ("focal_gamma", "class_weight_power", "class_weight_multipliers")
+LOSS_KEYS = ("focal_gamma",)
 
 
 def check_loss_block(loss: dict[str, Any] | None, where: str) -> dict[str, Any]:
@@ -174,48 +174,6 @@ def check_loss_block(loss: dict[str, Any] | None, where: str) -> dict[str, Any]:
             f"{moved}; known: {', '.join(LOSS_KEYS)}."
         )
     return loss
-
-
-def class_weights(
-    y_train: np.ndarray,
-    class_names: Sequence[str],
-    scheme: str,
-    loss_cfg: dict[str, Any],
-    where: str,
-) -> torch.Tensor | None:
-    """Loss weights per class: the core's ``training.class_weighting``, or inverse
-    class frequency to the power ``loss.class_weight_power`` (0 = none, 0.5 =
-    sqrt_balanced, 1 = balanced), which trades S sensitivity against +P; then times
-    ``loss.class_weight_multipliers`` ({class: factor}), which moves one class alone."""
-    n_classes = len(class_names)
-    power = loss_cfg.get("class_weight_power")
-    if power is None:
-        weights = class_weights_from_labels(y_train, n_classes, scheme)
-    elif scheme != "none":
-        raise ValueError(
-            f"Set either '{where}.training.class_weighting' or "
-            f"'{where}.loss.class_weight_power', not both."
-        )
-    else:
-        balanced = class_weights_from_labels(y_train, n_classes, "balanced")
-        weights = balanced.pow(float(power)) * (balanced > 0)
-    multipliers = loss_cfg.get("class_weight_multipliers") or {}
-    unknown = sorted(set(multipliers) - set(class_names))
-    if unknown:
-        raise ValueError(
-            f"'{where}.loss.class_weight_multipliers' names {unknown}, which are not "
-            f"among the classes {list(class_names)}."
-        )
-    if not multipliers:
-        return weights
-    if weights is None:
-        weights = torch.ones(n_classes)
-    factors = [float(multipliers.get(name, 1.0)) for name in class_names]
-    if min(factors) < 0:
-        raise ValueError(
-            f"'{where}.loss.class_weight_multipliers' must be >= 0, got {multipliers}."
-        )
-    return weights * torch.tensor(factors, dtype=weights.dtype)
 
 
 def _train(
@@ -239,8 +197,8 @@ def _train(
     seed_everything(training.seed)
     model = model_factory()
     y_train = train_set.tensors[2].numpy()
-    weights = class_weights(
-        y_train, class_names, training.class_weighting, loss_cfg, where
+    weights = class_weights_from_labels(
+        y_train, len(class_names), training.class_weighting
     )
     if weights is not None:
         logger.info(
