@@ -80,7 +80,8 @@ def kedro_project(
     """An isolated project copy whose MLflow store is an SQLite file in tmp_path."""
     root = tmp_path / "project"
     root.mkdir()
-    for item in ("conf", "src", "pyproject.toml", ".telemetry"):
+    # docs/experiments holds the DS2 score history the ECG summary reads.
+    for item in ("conf", "src", "pyproject.toml", ".telemetry", "docs/experiments"):
         source = PROJECT_ROOT / item
         if source.is_dir():
             shutil.copytree(

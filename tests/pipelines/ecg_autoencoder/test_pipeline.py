@@ -87,6 +87,7 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
     summary = (root / "data/08_reporting/ecg_summary.md").read_text()
     assert "inter_patient" in summary and "- test (41): 100, 103" in summary
     assert "svdb_802" in summary  # SVDB's external test part, reported apart
+    assert "## DS2 scores of committed defaults" in summary and "a8752e2" in summary
     assert (
         "| LSTM autoencoder-classifier | inter_patient | SVDB external test part |"
         in (summary)

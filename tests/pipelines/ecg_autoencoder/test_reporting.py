@@ -152,9 +152,22 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
         per_record,
         metrics,
         val,
+        pd.DataFrame(
+            [
+                {"date": "2026-11-21", "commit": "abc1234", "model": "cnn"}
+                | {"setting": "default", "protocol": "inter_patient", "machine": "A"}
+                | {"precision": "fp32", "accuracy": 0.923, "S_Se": 0.5, "S_P": 0.4}
+                | {"V_Se": 0.9, "V_P": 0.8, "macro_f1": float("nan")}
+            ]
+        ),
     )
 
     assert ("OPTIMISTIC" in text) == optimistic
+    assert (
+        "| 2026-11-21 | abc1234 | cnn | default | inter_patient | A, fp32 | 0.923 |"
+        in text
+    )
+    assert "0.500 / 0.400 | 0.900 / 0.800 | - |" in text
     assert "| linear baseline (RR + morphology) |" in text
     assert "- linear: accuracy 0.667" in text
     assert (OPTIMISTIC_NOTE in text) == optimistic

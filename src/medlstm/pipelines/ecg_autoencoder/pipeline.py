@@ -240,6 +240,7 @@ def _training() -> Pipeline:
                 "ecg_autoencoder_per_record",
                 "ecg_linear_test_metrics",
                 "ecg_linear_val_metrics",
+                "ecg_ds2_score_history",
             ],
             "ecg_summary",
             name="summary_report",

@@ -385,6 +385,31 @@ def test_sets_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def ds2_history_markdown(history: pd.DataFrame) -> str:
+    """Every DS2 score a committed default setting received (date, commit, machine,
+    precision), so that nobody tunes on DS2 by repetition unnoticed."""
+    columns = ["accuracy", "S_Se", "S_P", "V_Se", "V_P", "macro_f1"]
+    lines = [
+        "| date | commit | model | setting | protocol | machine, precision | accuracy "
+        "| S Se / +P | V Se / +P | macro F1 |",
+        "|---|---|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in history.to_dict("records"):
+        v = {c: row.get(c) for c in columns}
+        cell = {c: "-" if pd.isna(v[c]) else f"{float(v[c]):.3f}" for c in columns}
+        lines.append(
+            f"| {row['date']} | {row['commit']} | {row['model']} | {row['setting']} | "
+            f"{row['protocol']} | {row['machine']}, {row['precision']} | "
+            f"{cell['accuracy']} | {cell['S_Se']} / {cell['S_P']} | "
+            f"{cell['V_Se']} / {cell['V_P']} | {cell['macro_f1']} |"
+        )
+    return (
+        "Every DS2 score that a committed default setting received before this run "
+        "(docs/experiments/ecg_ds2_scores.csv; add this run's rows when its setting "
+        "is committed as a default):\n\n" + "\n".join(lines)
+    )
+
+
 def summary_report(
     ingestion_report: dict[str, Any],
     split_report: dict[str, Any],
@@ -397,6 +422,7 @@ def summary_report(
     autoencoder_per_record: pd.DataFrame,
     linear_metrics: dict[str, Any],
     linear_val: dict[str, Any],
+    ds2_history: pd.DataFrame,
 ) -> str:
     """Markdown summary: split, records and beat counts, AAMI tables of both models,
     the autoencoder's results per test record, and the validation figures the models
@@ -475,6 +501,7 @@ def summary_report(
             _per_record_markdown(autoencoder_per_record, class_names),
         ),
         ("Anomaly detection by reconstruction error (test)", anomaly_text),
+        ("DS2 scores of committed defaults", ds2_history_markdown(ds2_history)),
         (
             "Validation (model selection; the test set was not used for choices)",
             f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}"
