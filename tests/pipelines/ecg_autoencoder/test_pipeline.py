@@ -69,6 +69,8 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
     assert {
         "figures/ecg_autoencoder_confusion_matrix.png",
         "figures/ecg_cnn_confusion_matrix.png",
+        "figures/ecg_linear_confusion_matrix.png",
+        "figures/ecg_test_sets.png",
         "figures/ecg_autoencoder_training_curves.png",
         "figures/ecg_autoencoder_reconstructions.png",
         "figures/ecg_reconstruction_error.png",

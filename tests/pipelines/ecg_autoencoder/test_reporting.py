@@ -16,6 +16,7 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     evaluate,
     latent_projection_figure,
     per_record_table,
+    scores_by_test_set_figure,
     summary_report,
     validation_metrics,
 )
@@ -209,3 +210,24 @@ def test_per_record_table_counts_found_and_false_alarms_per_record():
     )
     with pytest.raises(ValueError, match="needs predictions with a 'label'"):
         per_record_table(frame.drop(columns="label"), MAPPING)
+
+
+def test_test_sets_figure_has_a_panel_per_test_set():
+    both = pd.concat(
+        [
+            predictions(["N", "S", "V"], ["N", "S", "V"]).assign(database="mitdb"),
+            predictions(["N", "S", "V"], ["N", "N", "V"]).assign(database="svdb"),
+        ]
+    )
+    metrics = evaluate(both, MAPPING)
+    fig = scores_by_test_set_figure(
+        metrics, metrics, metrics, {"scheme": "inter_patient_svdb"}
+    )
+    axes = fig.get_axes()
+    assert [a.get_title() for a in axes] == [
+        "MIT-BIH (DS2 in the inter-patient protocols)",
+        "SVDB external test part",
+    ]
+    heights = [p.get_height() for p in axes[1].patches]
+    assert heights[:4] == [0.0, 0.0, 1.0, 1.0]  # S missed, V found on SVDB
+    assert "inter_patient_svdb" in fig._suptitle.get_text()

@@ -50,6 +50,7 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     linear_metrics_outputs,
     per_record_table,
     reconstruction_figure,
+    scores_by_test_set_figure,
     summary_report,
     validation_metrics,
 )
@@ -244,6 +245,17 @@ def _training() -> Pipeline:
             ],
             "ecg_summary",
             name="summary_report",
+        ),
+        node(
+            scores_by_test_set_figure,
+            [
+                "ecg_autoencoder_test_metrics",
+                "ecg_cnn_test_metrics",
+                "ecg_linear_test_metrics",
+                f"{P}.split",
+            ],
+            "ecg_test_sets_figure",
+            name="test_sets_figure",
         ),
         node(
             example_input,

@@ -359,7 +359,7 @@ TEST_SET_NAMES = {
 }
 
 
-def test_sets_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
+def scores_by_test_set_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
     """One row per model and test set: the protocol, accuracy, macro F1, S and V
     Se / +P. Test sets of different databases are reported apart, never pooled."""
     lines = [
@@ -383,6 +383,56 @@ def test_sets_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
                 + " |"
             )
     return "\n".join(lines)
+
+
+def scores_by_test_set_figure(
+    autoencoder_metrics: dict[str, Any],
+    cnn_metrics: dict[str, Any],
+    linear_metrics: dict[str, Any],
+    split_params: dict[str, Any],
+) -> plt.Figure:
+    """S and V sensitivity and +P of every model on every test set of this run's
+    protocol: one panel per test set, bars per model, the DS2 floor as lines."""
+    models = {
+        "autoencoder": autoencoder_metrics,
+        "CNN": cnn_metrics,
+        "linear": linear_metrics,
+    }
+    databases = list(
+        autoencoder_metrics.get("by_database") or {"mitdb": autoencoder_metrics}
+    )
+    scores = ("S Se", "S +P", "V Se", "V +P")
+    fig, axes = plt.subplots(
+        1, len(databases), figsize=(5.5 * len(databases), 3.8), squeeze=False
+    )
+    width = 0.8 / len(models)
+    for ax, database in zip(axes[0], databases, strict=True):
+        for i, (name, metrics) in enumerate(models.items()):
+            m = (metrics.get("by_database") or {database: metrics}).get(database)
+            if m is None:
+                continue
+            pc = m["per_class"]
+            values = [
+                pc.get(c, {}).get(k, 0.0)
+                for c in ("S", "V")
+                for k in ("recall", "precision")
+            ]
+            ax.bar(np.arange(4) + (i - 1) * width, values, width, label=name)
+        if database == "mitdb":
+            for x, floor in zip(range(4), (0.60, 0.40, 0.90, 0.85), strict=True):
+                ax.hlines(floor, x - 0.45, x + 0.45, colors="k", linestyles=":")
+        ax.set_xticks(range(4), scores)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(TEST_SET_NAMES.get(database, database), fontsize=9)
+    axes[0][0].set_ylabel("score")
+    axes[0][0].legend(fontsize=8, loc="lower left")
+    fig.suptitle(
+        f"Protocol {split_params.get('scheme', 'inter_patient')}: S and V on each test "
+        "set (dotted: the DS2 floor)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
 
 
 def ds2_history_markdown(history: pd.DataFrame) -> str:
@@ -475,7 +525,7 @@ def summary_report(
         ("Ingestion", ingestion),
         (
             "Test sets",
-            test_sets_markdown(
+            scores_by_test_set_markdown(
                 scheme,
                 {
                     "LSTM autoencoder-classifier": autoencoder_metrics,
