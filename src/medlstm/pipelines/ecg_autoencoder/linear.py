@@ -22,7 +22,11 @@ from scipy.special import softmax
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 
-from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, label_indices
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    check_aligned,
+    label_indices,
+    prediction_table,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -187,13 +191,7 @@ def predict_linear(
     rows = np.flatnonzero(beats["split"].to_numpy() == split)
     part = beats.iloc[rows]
     probs = linear_probabilities(model, part, windows["windows"][rows])
-    keep = [c for c in ("record", "database", "sample", "symbol", "label") if c in part]
-    out = part[keep].reset_index(drop=True).copy()
-    classes = model["classes"]
-    out["predicted"] = np.asarray(classes)[probs.argmax(axis=1)]
-    for i, name in enumerate(classes):
-        out[f"p_{name}"] = probs[:, i]
-    return out
+    return prediction_table(part, probs, model["classes"])
 
 
 def predict_test_linear(

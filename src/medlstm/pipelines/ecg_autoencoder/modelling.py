@@ -366,6 +366,23 @@ def train_cnn(
     )  # fmt: skip
 
 
+def prediction_table(
+    beats: pd.DataFrame, probs: np.ndarray, class_names: Sequence[str]
+) -> pd.DataFrame:
+    """Every model's prediction format: the beats' record, database, sample, symbol
+    and label (those present), ``predicted`` and ``p_<class>`` from ``probs`` (n, C)."""
+    keep = [
+        c
+        for c in ("record", "database", "sample", "symbol", "label")
+        if c in beats.columns
+    ]
+    out = beats[keep].reset_index(drop=True).copy()
+    out["predicted"] = np.asarray(class_names)[probs.argmax(axis=1)]
+    for i, name in enumerate(class_names):
+        out[f"p_{name}"] = probs[:, i]
+    return out
+
+
 def predict_beats(
     model: nn.Module,
     beats: pd.DataFrame,
@@ -409,15 +426,7 @@ def predict_beats(
         )
         recon = latent = None
     probs = torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    keep = [
-        c
-        for c in ("record", "database", "sample", "symbol", "label")
-        if c in beats.columns
-    ]
-    out = beats[keep].reset_index(drop=True).copy()
-    out["predicted"] = np.asarray(class_names)[probs.argmax(axis=1)]
-    for i, name in enumerate(class_names):
-        out[f"p_{name}"] = probs[:, i]
+    out = prediction_table(beats, probs, class_names)
     if recon is not None:
         out["recon_error"] = recon_error
     return out, recon, latent
