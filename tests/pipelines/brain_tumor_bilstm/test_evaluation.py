@@ -158,3 +158,21 @@ def test_report_sets_our_numbers_beside_the_original(predictions, params):
     assert "Variant **original**" in report
     assert "**2.0 min**" in report
     assert "Testing without images that have a duplicate in Training" in report
+
+
+class SoftModel(nn.Module):
+    """Moderate logits: probabilities far from 0 and 1, as a real model gives."""
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return images[:, :4, 0] * 3.0 + torch.arange(4) * 0.1
+
+
+def test_soft_in_memory_predictions_score_with_roc_auc(params):
+    """Scored straight from the node (no CSV round trip), soft probabilities must
+    still sum to 1, or scikit-learn's ROC-AUC refuses them."""
+    images, subsets = _fixture()
+    predictions = predict_test_images(SoftModel(), images, subsets, params["data"])
+    probabilities = predictions[[f"p_{c}" for c in CLASSES]].to_numpy()
+    assert np.abs(probabilities.sum(axis=1) - 1.0).max() < 1e-6
+    metrics = score_test_sets(predictions, params["data"])
+    assert 0.0 <= metrics["published"]["roc_auc"] <= 1.0

@@ -69,8 +69,9 @@ def predict_test_images(
     rows["predicted_label"] = predicted
     rows["predicted_class"] = [classes[i] for i in predicted]
     rows["correct"] = rows["predicted_label"] == rows["label"]
+    # Unrounded: rounded probabilities no longer sum to 1, and ROC-AUC refuses them.
     for i, name in enumerate(classes):
-        rows[f"p_{name}"] = probabilities[:, i].round(5)
+        rows[f"p_{name}"] = probabilities[:, i]
     return rows
 
 
