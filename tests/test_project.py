@@ -283,3 +283,30 @@ def test_nested_training_parameters_are_checked_before_any_node(kedro_project):
             "ecg_autoencoder", params={"ecg_autoencoder.autoencoder.training.lr": -1.0}
         )
     assert _data_written(kedro_project.root) == []
+
+
+def test_a_mistyped_parameter_fails_before_any_node_with_the_nearest_name(
+    kedro_project,
+):
+    with pytest.raises(ValueError) as error:
+        kedro_project.run_pipeline(
+            "lstm_forecast", params={"lstm_forecast.trainng.lr": -1.0}
+        )
+    message = str(error.value)
+    assert "lstm_forecast.trainng.lr (from --params)" in message
+    assert "did you mean lstm_forecast.training.lr?" in message
+    assert _data_written(kedro_project.root) == []
+
+
+def test_an_unknown_key_in_an_environment_names_the_environment(kedro_project):
+    env = kedro_project.root / "conf" / "typo"
+    env.mkdir()
+    (env / "parameters_lstm_forecast.yml").write_text(
+        "lstm_forecast:\n  training:\n    epoch: 3\n"
+    )
+    with pytest.raises(ValueError) as error:
+        kedro_project.run_pipeline("lstm_forecast", env="typo")
+    message = str(error.value)
+    assert "lstm_forecast.training.epoch (from conf/typo)" in message
+    assert "did you mean lstm_forecast.training.epochs?" in message
+    assert _data_written(kedro_project.root) == []

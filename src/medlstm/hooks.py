@@ -7,10 +7,12 @@ own experiment, ``<tracking.experiment.name>/<pipeline>``.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 from typing import Any
 
+import yaml
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
@@ -56,17 +58,34 @@ class PreflightChecksHook:
       (`TrainingParams.from_dict`), and its ``precision`` must run on this machine
       (``bf16`` on a CPU without bf16 LSTMs is refused here, naming the parameter);
     - the precision each training block will use goes to MLflow as
-      ``<block>.precision_used`` beside the requested ``<block>.precision``.
+      ``<block>.precision_used`` beside the requested ``<block>.precision``;
+    - every parameter a user passes (``--params``) or an environment's conf file
+      holds must exist in ``conf/base``: a typo fails, naming the key and the
+      nearest known one, instead of training silently with the default.
 
     Missing ``params:`` entries are already refused by Kedro's runner by name.
     """
 
     def __init__(self) -> None:
         self._precisions: dict[str, str] = {}
+        self._context: KedroContext | None = None
 
     @hook_impl
-    def before_pipeline_run(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
+    def after_context_created(self, context: KedroContext) -> None:
+        self._context = context
+
+    @hook_impl
+    def before_pipeline_run(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
         self._precisions = {}
+        if self._context is not None:
+            check_parameter_names(
+                base_parameters(Path(self._context.project_path)),
+                run_params.get("runtime_params") or {},
+                self._context.params,
+                self._context.env,
+            )
         for name in sorted(pipeline.inputs()):
             if name.startswith("params:"):
                 where = name.removeprefix("params:")
@@ -97,6 +116,67 @@ class PreflightChecksHook:
         if mlflow.active_run() is not None:
             mlflow.log_params(self._precisions)
         self._precisions = {}
+
+
+# Mappings whose keys are the user's to choose (the classes of the ECG labels).
+OPEN_MAPPINGS = ("ecg_autoencoder.ingestion.label_mapping",)
+
+
+def base_parameters(project_path: Path) -> dict[str, Any]:
+    """The parameters of ``conf/base`` alone: the names every environment and
+    ``--params`` may set."""
+    merged: dict[str, Any] = {}
+    for path in sorted((project_path / "conf" / "base").glob("parameters*.yml")):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
+
+
+def _paths(tree: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of every leaf of a nested mapping."""
+    if not isinstance(tree, dict) or not tree:
+        return [prefix] if prefix else []
+    return [p for k, v in tree.items() for p in _paths(v, f"{prefix}{k}.")] or []
+
+
+def _known(path: str, base: dict[str, Any]) -> bool:
+    """Whether ``path`` names a parameter of ``base``: a key on the way, a leaf, or
+    anything below a leaf, an empty mapping or an open mapping."""
+    node: Any = base
+    walked = []
+    for key in path.strip(".").split("."):
+        prefix = ".".join(walked)
+        if prefix in OPEN_MAPPINGS or not isinstance(node, dict) or not node:
+            return True
+        if key not in node:
+            return False
+        node, walked = node[key], [*walked, key]
+    return True
+
+
+def check_parameter_names(
+    base: dict[str, Any],
+    runtime: dict[str, Any],
+    merged: dict[str, Any],
+    env: str | None,
+) -> None:
+    """Raise on a parameter that ``conf/base`` does not know, naming where it came
+    from (``--params`` or the environment) and the nearest known name."""
+    known = [p.strip(".") for p in _paths(base)]
+    from_cli = {p.strip(".") for p in _paths(runtime)}
+    unknown = sorted(p.strip(".") for p in _paths(merged) if not _known(p, base))
+    if not unknown:
+        return
+    lines = []
+    for path in unknown:
+        near = difflib.get_close_matches(path, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        source = "--params" if path in from_cli else f"conf/{env or 'local'}"
+        lines.append(f"  {path} (from {source}){hint}")
+    raise ValueError(
+        "Unknown parameter(s), not in conf/base/parameters*.yml:\n"
+        + "\n".join(lines)
+        + "\nNothing ran. Fix the name, or add the parameter to conf/base first."
+    )
 
 
 def _training_blocks(where: str, value: Any) -> list[tuple[str, Any]]:
