@@ -310,3 +310,19 @@ def test_an_unknown_key_in_an_environment_names_the_environment(kedro_project):
     assert "lstm_forecast.training.epoch (from conf/typo)" in message
     assert "did you mean lstm_forecast.training.epochs?" in message
     assert _data_written(kedro_project.root) == []
+
+
+def test_an_unreachable_tracking_server_fails_fast_naming_it(
+    kedro_project, monkeypatch
+):
+    # Port 9 (discard) on the loopback: nothing listens, the connection is refused.
+    uri = "http://127.0.0.1:9"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError) as error:
+        kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    assert time.monotonic() - started < 30
+    message = str(error.value)
+    assert f"The MLflow tracking server {uri} is unreachable" in message
+    assert "unset MLFLOW_TRACKING_URI" in message
+    assert _data_written(kedro_project.root) == []

@@ -5,10 +5,14 @@ See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the def
 
 import os
 
-from medlstm.hooks import ExperimentPerPipelineHook, PreflightChecksHook
+from medlstm.hooks import (
+    ExperimentPerPipelineHook,
+    PreflightChecksHook,
+    TrackingServerCheckHook,
+)
 
 # Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
-HOOKS = (ExperimentPerPipelineHook(), PreflightChecksHook())
+HOOKS = (TrackingServerCheckHook(), ExperimentPerPipelineHook(), PreflightChecksHook())
 
 
 def _tracking_uri(default: str) -> str:
