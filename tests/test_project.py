@@ -326,3 +326,47 @@ def test_an_unreachable_tracking_server_fails_fast_naming_it(
     assert f"The MLflow tracking server {uri} is unreachable" in message
     assert "unset MLFLOW_TRACKING_URI" in message
     assert _data_written(kedro_project.root) == []
+
+
+def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(
+    kedro_project, server_process
+):
+    """Two real runs: a `kedro run` in a subprocess holds the folder; a second run
+    started meanwhile is refused before any node, naming the first one's pid."""
+    first = server_process(
+        [str(BIN / "kedro"), "run", "--pipeline", SMALL_PIPELINE],
+        cwd=kedro_project.root,
+        env={"KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    lock = kedro_project.root / "data" / ".kedro_run.lock"
+    deadline = time.monotonic() + 90
+    while not (lock.exists() and f"pid {first.pid}" in lock.read_text()):
+        assert first.poll() is None, first.log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.2)
+    with pytest.raises(
+        RuntimeError, match=rf"pid {first.pid}, pipeline {SMALL_PIPELINE}"
+    ):
+        kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    assert first.wait(timeout=300) == 0, first.log_path.read_text()[-3000:]
+    # The lock went with the first run: the folder is free again.
+    kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+
+
+def test_a_killed_run_leaves_no_lock_behind(kedro_project, server_process):
+    first = server_process(
+        [str(BIN / "kedro"), "run", "--pipeline", SMALL_PIPELINE],
+        cwd=kedro_project.root,
+        env={"KEDRO_DISABLE_TELEMETRY": "1"},
+    )
+    lock = kedro_project.root / "data" / ".kedro_run.lock"
+    deadline = time.monotonic() + 90
+    while not (lock.exists() and f"pid {first.pid}" in lock.read_text()):
+        assert first.poll() is None, first.log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the first run never took the lock"
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+    (run, *_) = kedro_project.runs(SMALL_PIPELINE)
+    assert run.info.status == "FINISHED"

@@ -49,6 +49,75 @@ class ExperimentPerPipelineHook:
         config._set_experiment()
 
 
+class RunLockHook:
+    """One run at a time per project folder.
+
+    Runs share their intermediate files (``data/05_model_input/...``); a second run
+    reading a file the first is writing crashes or, worse, trains on half a file. The
+    lock is an OS file lock (``flock``) on ``data/.kedro_run.lock``: the OS drops it
+    when the holder exits, even after a SIGKILL, so a killed run never blocks the
+    next one. The file names the holder, so the refusal can say which run it is.
+    """
+
+    def __init__(self) -> None:
+        self._handle = None
+        self._root: Path | None = None
+
+    @hook_impl
+    def after_context_created(self, context: KedroContext) -> None:
+        self._root = Path(context.project_path)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        if self._root is None:
+            return
+        # A run of this process that failed in another before_pipeline_run hook never
+        # reached after_pipeline_run / on_pipeline_error: its lock is stale.
+        self._release()
+        import fcntl
+        import os
+        import time
+
+        path = self._root / "data" / ".kedro_run.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RuntimeError(
+                f"Another kedro run is using this project folder ({holder}); nothing "
+                f"ran. Wait for it to finish, or run from a copy of the project. "
+                f"Lock: {path}"
+            ) from None
+        names = run_params.get("pipeline_names") or [
+            run_params.get("pipeline_name") or "__default__"
+        ]
+        handle.seek(0)
+        handle.truncate()
+        handle.write(
+            f"pid {os.getpid()}, pipeline {'+'.join(names)}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')}"
+        )
+        handle.flush()
+        self._handle = handle
+
+    @hook_impl(trylast=True)
+    def after_pipeline_run(self) -> None:
+        self._release()
+
+    @hook_impl(trylast=True)
+    def on_pipeline_error(self) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the file drops the flock
+            self._handle = None
+
+
 class TrackingServerCheckHook:
     """Fails in seconds when the MLflow tracking server cannot be reached.
 

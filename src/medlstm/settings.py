@@ -8,11 +8,17 @@ import os
 from medlstm.hooks import (
     ExperimentPerPipelineHook,
     PreflightChecksHook,
+    RunLockHook,
     TrackingServerCheckHook,
 )
 
 # Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
-HOOKS = (TrackingServerCheckHook(), ExperimentPerPipelineHook(), PreflightChecksHook())
+HOOKS = (
+    TrackingServerCheckHook(),
+    RunLockHook(),
+    ExperimentPerPipelineHook(),
+    PreflightChecksHook(),
+)
 
 
 def _tracking_uri(default: str) -> str:
