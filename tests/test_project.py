@@ -248,7 +248,7 @@ def test_missing_input_file_fails_before_training_and_names_it(kedro_project):
 
 def test_malformed_training_parameter_fails_before_training_and_names_it(kedro_project):
     with pytest.raises(
-        ValueError, match=r"lstm_forecast\.training\.epochs' must be int"
+        ValueError, match=r"lstm_forecast\.training\.epochs must be a number, got 'ten'"
     ):
         kedro_project.run_pipeline(
             SMALL_PIPELINE, params={"lstm_forecast.training.epochs": "ten"}
@@ -370,3 +370,10 @@ def test_a_killed_run_leaves_no_lock_behind(kedro_project, server_process):
     kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
     (run, *_) = kedro_project.runs(SMALL_PIPELINE)
     assert run.info.status == "FINISHED"
+
+
+def test_a_value_of_the_wrong_kind_is_named_before_any_node(kedro_project):
+    with pytest.raises(ValueError) as error:
+        kedro_project.run_pipeline("ecg_autoencoder", params={"alpha": "abc"})
+    assert "alpha must be a number, got 'abc' (from --params)" in str(error.value)
+    assert _data_written(kedro_project.root) == []

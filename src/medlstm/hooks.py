@@ -274,6 +274,7 @@ def check_parameter_names(
     from_cli = {p.strip(".") for p in _paths(runtime)}
     unknown = sorted(p.strip(".") for p in _paths(merged) if not _known(p, base))
     if not unknown:
+        _check_kinds(base, merged, from_cli, env)
         return
     lines = []
     for path in unknown:
@@ -286,6 +287,51 @@ def check_parameter_names(
         + "\n".join(lines)
         + "\nNothing ran. Fix the name, or add the parameter to conf/base first."
     )
+
+
+def _lookup(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
+    node: Any = tree
+    for key in path.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def _kind(value: Any) -> str | None:
+    """The kind a value must keep: number, true/false, text, list; None for any."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    return None
+
+
+def _check_kinds(
+    base: dict[str, Any], merged: dict[str, Any], from_cli: set[str], env: str | None
+) -> None:
+    """A value must keep the kind of its conf/base default (``--params alpha=abc``
+    names ``alpha`` here, not a float conversion deep inside a node); null always
+    passes (it switches an option off)."""
+    problems = []
+    for path in sorted(p.strip(".") for p in _paths(merged)):
+        found, default = _lookup(base, path)
+        _, value = _lookup(merged, path)
+        wanted = _kind(default) if found else None
+        if wanted is None or value is None or _kind(value) == wanted:
+            continue
+        if wanted == "text" and isinstance(value, list):
+            continue  # one name or a list of names (e.g. ingestion.lead)
+        source = "--params" if path in from_cli else f"conf/{env or 'local'}"
+        problems.append(f"  {path} must be {wanted}, got {value!r} (from {source})")
+    if problems:
+        raise ValueError(
+            "Parameter(s) of the wrong kind:\n" + "\n".join(problems) + "\nNothing ran."
+        )
 
 
 def _training_blocks(where: str, value: Any) -> list[tuple[str, Any]]:
