@@ -296,6 +296,8 @@ def test_a_mistyped_parameter_fails_before_any_node_with_the_nearest_name(
     assert "lstm_forecast.trainng.lr (from --params)" in message
     assert "did you mean lstm_forecast.training.lr?" in message
     assert _data_written(kedro_project.root) == []
+    # A run stopped by the checks is never stored as FINISHED (nor left RUNNING).
+    assert {r.info.status for r in kedro_project.runs("lstm_forecast")} <= {"FAILED"}
 
 
 def test_an_unknown_key_in_an_environment_names_the_environment(kedro_project):

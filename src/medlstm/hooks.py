@@ -187,6 +187,20 @@ class PreflightChecksHook:
     def before_pipeline_run(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
+        try:
+            self._check(run_params, pipeline, catalog)
+        except Exception:
+            # kedro-mlflow may have opened the run already; Kedro calls no error hook
+            # for a failed before_pipeline_run, and MLflow would close it FINISHED.
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run(status="FAILED")
+            raise
+
+    def _check(
+        self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
+    ) -> None:
         self._precisions = {}
         if self._context is not None:
             check_parameter_names(
