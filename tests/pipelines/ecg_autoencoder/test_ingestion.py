@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -248,3 +250,18 @@ def test_bad_choice_is_an_error(params):
     params["ingestion"]["missing_lead"] = "guess"
     with pytest.raises(ValueError, match="missing_lead"):
         SegmentationParams.from_dict(params["ingestion"])
+
+
+def test_an_implausible_heart_rate_warns_naming_the_record(params, caplog):
+    """A 360 Hz record whose header says 90 Hz: its beats 0.8 s apart look 3.2 s
+    apart (19 bpm), which the report shows and a warning names."""
+    true = make_record("905", seconds=40.0)
+    wrong = dataclasses.replace(true, fs=90.0)
+    _, _, report = segment_records({"905": wrong}, params["ingestion"])
+    assert report["records"]["905"]["mean_heart_rate_bpm"] == pytest.approx(18.75)
+    assert "Record 905: mean heart rate 19 bpm is outside 25-250 bpm" in caplog.text
+    assert "(90 Hz)" in caplog.text
+    caplog.clear()
+    _, _, report = segment_records({"905": true}, params["ingestion"])
+    assert report["records"]["905"]["mean_heart_rate_bpm"] == pytest.approx(75.0)
+    assert "mean heart rate" not in caplog.text

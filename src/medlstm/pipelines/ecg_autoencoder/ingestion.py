@@ -262,6 +262,27 @@ def rr_intervals(
     }
 
 
+HEART_RATE_BPM = (25.0, 250.0)
+
+
+def check_heart_rate(pre_rr: np.ndarray, record: WfdbRecord) -> float | None:
+    """The record's mean heart rate (bpm) from its beat annotations; a warning naming
+    the record when it is outside `HEART_RATE_BPM`, which usually means the header's
+    sampling rate is wrong (the beats then sit at the wrong times)."""
+    rr = pre_rr[np.isfinite(pre_rr) & (pre_rr > 0)]
+    if not len(rr):
+        return None
+    bpm = float(60.0 / rr.mean())
+    low, high = HEART_RATE_BPM
+    if not low <= bpm <= high:
+        logger.warning(
+            "Record %s: mean heart rate %.0f bpm is outside %g-%g bpm; check the "
+            "sampling rate its header declares (%g Hz).",
+            record.record_id, bpm, low, high, record.fs,
+        )  # fmt: skip
+    return bpm
+
+
 def _labelled_beats(
     record: WfdbRecord, p: SegmentationParams, counts: Counter
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -310,6 +331,7 @@ def segment_record(
     beat_samples = ann_samples[idx]
     rr = rr_intervals(beat_samples, p.target_fs, p.local_rr_beats)
     counts["labelled_beats"] = len(idx)
+    report["mean_heart_rate_bpm"] = check_heart_rate(rr["pre_rr"], record)
 
     starts = beat_samples - p.samples_before
     inside = (starts >= 0) & (beat_samples + p.samples_after <= len(x))
