@@ -123,12 +123,11 @@ class SegmentationParams:
 
 
 def choose_lead(
-    record: WfdbRecord, leads: str | tuple[str, ...], missing_lead: str
+    record: WfdbRecord, leads: tuple[str, ...], missing_lead: str
 ) -> str | None:
     """The first of ``leads`` (names, in order of preference) the record has; else
     its first other lead (``missing_lead: other``), None to skip it (``skip``), or an
     error naming the record and its leads (``error``)."""
-    leads = (leads,) if isinstance(leads, str) else tuple(leads)
     found = next((name for name in leads if name in record.signals), None)
     if found is not None:
         return found
@@ -265,14 +264,14 @@ def rr_intervals(
 HEART_RATE_BPM = (25.0, 250.0)
 
 
-def check_heart_rate(pre_rr: np.ndarray, record: WfdbRecord) -> float | None:
-    """The record's mean heart rate (bpm) from its beat annotations; a warning naming
-    the record when it is outside `HEART_RATE_BPM`, which usually means the header's
-    sampling rate is wrong (the beats then sit at the wrong times)."""
-    rr = pre_rr[np.isfinite(pre_rr) & (pre_rr > 0)]
-    if not len(rr):
+def check_heart_rate(record_rr: np.ndarray, record: WfdbRecord) -> float | None:
+    """The record's mean heart rate (bpm) from its mean RR interval (``record_rr`` of
+    `rr_intervals`); a warning naming the record when it is outside
+    `HEART_RATE_BPM`, which usually means the header's sampling rate is wrong (the
+    beats then sit at the wrong times)."""
+    if not len(record_rr) or not np.isfinite(record_rr[0]) or record_rr[0] <= 0:
         return None
-    bpm = float(60.0 / rr.mean())
+    bpm = float(60.0 / record_rr[0])
     low, high = HEART_RATE_BPM
     if not low <= bpm <= high:
         logger.warning(
@@ -331,7 +330,7 @@ def segment_record(
     beat_samples = ann_samples[idx]
     rr = rr_intervals(beat_samples, p.target_fs, p.local_rr_beats)
     counts["labelled_beats"] = len(idx)
-    report["mean_heart_rate_bpm"] = check_heart_rate(rr["pre_rr"], record)
+    report["mean_heart_rate_bpm"] = check_heart_rate(rr["record_rr"], record)
 
     starts = beat_samples - p.samples_before
     inside = (starts >= 0) & (beat_samples + p.samples_after <= len(x))
@@ -423,6 +422,13 @@ def segment_records(
         - report: per-record and total counts of kept, dropped and skipped beats.
     """
     p = SegmentationParams.from_dict(params)
+    return _outputs(*_segment_each(records, p), p)
+
+
+def _segment_each(
+    records: dict[str, WfdbRecord], p: SegmentationParams
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, dict[str, Any]]]:
+    """`segment_record` of every record: beats, windows (n, T), per-record reports."""
     frames, arrays, per_record = [], [], {}
     for rid in sorted(records):
         beats, windows, report = segment_record(records[rid], p)
@@ -434,7 +440,17 @@ def segment_records(
         raise ValueError(
             f"No beat was kept from {len(records)} record(s); see the warnings above."
         )
-    windows = np.concatenate(arrays)
+    return beats, np.concatenate(arrays), per_record
+
+
+def _outputs(
+    beats: pd.DataFrame,
+    windows: np.ndarray,
+    per_record: dict[str, dict[str, Any]],
+    p: SegmentationParams,
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
+    """The node outputs: beat table, window arrays aligned with it, and the report
+    of kept, dropped and skipped beats per record and in total."""
     totals: Counter = Counter()
     for report in per_record.values():
         totals.update({k: v for k, v in report.items() if isinstance(v, int)})
@@ -442,7 +458,7 @@ def segment_records(
     logger.info(
         "Segmented %d beats from %d records (%d skipped); dropped %d at edges, %d "
         "without RR, %d with NaN.",
-        len(beats), len(records), len(skipped), totals["dropped_edge"],
+        len(beats), len(per_record), len(skipped), totals["dropped_edge"],
         totals["dropped_no_rr"], totals["dropped_nan"],
     )  # fmt: skip
     report = {
@@ -491,7 +507,7 @@ def segment_databases(
             f"Parameter 'ecg_autoencoder.databases' has no entry for {missing}; "
             "each needs 'leads' and 'record_prefix'."
         )
-    tables, arrays, reports = [], [], {}
+    frames, arrays, per_record, counts = [], [], {}, {}
     for name, records in sources.items():
         cfg = databases[name]
         if not cfg.get("leads"):
@@ -503,45 +519,25 @@ def segment_databases(
             f"{prefix}{rid}": dataclasses.replace(record, record_id=f"{prefix}{rid}")
             for rid, record in records.items()
         }
-        beats, windows, report = segment_records(
-            renamed, {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
+        p = SegmentationParams.from_dict(
+            {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
         )
+        beats, windows, reports = _segment_each(renamed, p)
+        clash = sorted(set(reports) & set(per_record))
+        if clash:
+            raise ValueError(
+                f"Record ids {clash[:5]} occur in more than one database; give the "
+                "databases distinct 'record_prefix' values in 'ecg_autoencoder.databases'."
+            )
         beats.insert(1, "database", name)
-        tables.append(beats)
+        frames.append(beats)
         arrays.append(windows)
-        reports[name] = report
-    ids = [set(r["records"]) for r in reports.values()]
-    clash = sorted(set.intersection(*ids)) if len(ids) > 1 else []
-    if clash:
-        raise ValueError(
-            f"Record ids {clash[:5]} occur in more than one database; give the "
-            "databases distinct 'record_prefix' values in 'ecg_autoencoder.databases'."
-        )
-    beats = pd.concat(tables, ignore_index=True)
-    totals: Counter = Counter()
-    for report in reports.values():
-        totals.update(report["totals"])
-    merged = {
-        "n_beats": len(beats),
-        "window_samples": reports["mitdb"]["window_samples"],
-        "target_fs": reports["mitdb"]["target_fs"],
-        "label_counts": beats["label"].value_counts().sort_index().to_dict(),
-        "totals": dict(sorted(totals.items())),
-        "skipped_records": {
-            rid: why
-            for r in reports.values()
-            for rid, why in r["skipped_records"].items()
-        },
-        "records": {
-            rid: rec for r in reports.values() for rid, rec in r["records"].items()
-        },
-        "databases": {
-            name: {"n_beats": r["n_beats"], "label_counts": r["label_counts"]}
-            for name, r in reports.items()
-        },
-    }
-    windows = {
-        key: np.concatenate([a[key] for a in arrays])
-        for key in ("windows", "record", "sample")
-    }
-    return beats, windows, merged
+        per_record.update(reports)
+        counts[name] = {
+            "n_beats": len(beats),
+            "label_counts": beats["label"].value_counts().sort_index().to_dict(),
+        }
+    beats, windows, report = _outputs(
+        pd.concat(frames, ignore_index=True), np.concatenate(arrays), per_record, p
+    )
+    return beats, windows, {**report, "databases": counts}
