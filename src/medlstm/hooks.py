@@ -203,7 +203,7 @@ class PreflightChecksHook:
     ) -> None:
         self._precisions = {}
         if self._context is not None:
-            check_parameter_names(
+            check_parameters(
                 base_parameters(Path(self._context.project_path)),
                 run_params.get("runtime_params") or {},
                 self._context.params,
@@ -255,10 +255,12 @@ def base_parameters(project_path: Path) -> dict[str, Any]:
 
 
 def _paths(tree: Any, prefix: str = "") -> list[str]:
-    """Dotted paths of every leaf of a nested mapping."""
+    """Dotted paths of every leaf (or empty mapping) of a nested mapping."""
     if not isinstance(tree, dict) or not tree:
         return [prefix] if prefix else []
-    return [p for k, v in tree.items() for p in _paths(v, f"{prefix}{k}.")] or []
+    return [
+        p for k, v in tree.items() for p in _paths(v, f"{prefix}.{k}" if prefix else k)
+    ]
 
 
 def _known(path: str, base: dict[str, Any]) -> bool:
@@ -266,7 +268,7 @@ def _known(path: str, base: dict[str, Any]) -> bool:
     anything below a leaf, an empty mapping or an open mapping."""
     node: Any = base
     walked = []
-    for key in path.strip(".").split("."):
+    for key in path.split("."):
         prefix = ".".join(walked)
         if prefix in OPEN_MAPPINGS or not isinstance(node, dict) or not node:
             return True
@@ -276,17 +278,18 @@ def _known(path: str, base: dict[str, Any]) -> bool:
     return True
 
 
-def check_parameter_names(
+def check_parameters(
     base: dict[str, Any],
     runtime: dict[str, Any],
     merged: dict[str, Any],
     env: str | None,
 ) -> None:
     """Raise on a parameter that ``conf/base`` does not know, naming where it came
-    from (``--params`` or the environment) and the nearest known name."""
-    known = [p.strip(".") for p in _paths(base)]
-    from_cli = {p.strip(".") for p in _paths(runtime)}
-    unknown = sorted(p.strip(".") for p in _paths(merged) if not _known(p, base))
+    from (``--params`` or the environment) and the nearest known name; then on a
+    value of another kind than its default (`_check_kinds`)."""
+    known = _paths(base)
+    from_cli = set(_paths(runtime))
+    unknown = sorted(p for p in _paths(merged) if not _known(p, base))
     if not unknown:
         _check_kinds(base, merged, from_cli, env)
         return
@@ -332,7 +335,7 @@ def _check_kinds(
     names ``alpha`` here, not a float conversion deep inside a node); null always
     passes (it switches an option off)."""
     problems = []
-    for path in sorted(p.strip(".") for p in _paths(merged)):
+    for path in sorted(_paths(merged)):
         found, default = _lookup(base, path)
         _, value = _lookup(merged, path)
         wanted = _kind(default) if found else None

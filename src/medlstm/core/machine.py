@@ -54,6 +54,11 @@ def cpu_info() -> dict[str, object]:
     }
 
 
+def isa_caps() -> dict[str, str]:
+    """The variables in force that cap oneDNN's or MKL's instruction set."""
+    return {name: os.environ[name] for name in _ISA_CAPS if os.environ.get(name)}
+
+
 def machine_line(threads: int | None = None) -> str:
     """One line naming the machine, e.g. ``machine: AMD EPYC 7B13 | 2 threads | AVX2
     yes, AVX-512 no, AVX-512-bf16 no, AMX-bf16 no | torch 2.13.0, numpy 2.3.1``."""
@@ -70,9 +75,7 @@ def machine_line(threads: int | None = None) -> str:
         f" | CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
     )
     # An AVX-512 CPU whose math libraries are capped to AVX2 is neither machine.
-    caps = "".join(
-        f" | {name}={os.environ[name]}" for name in _ISA_CAPS if os.environ.get(name)
-    )
+    caps = "".join(f" | {name}={value}" for name, value in isa_caps().items())
     return (
         f"machine: {info['model']} | {threads} thread{'s' if threads != 1 else ''} | "
         f"{features}{caps}{gpu} | torch {torch.__version__}, numpy {np.__version__}"

@@ -22,14 +22,13 @@ import contextlib
 import functools
 import logging
 import math
-import os
 import time
 from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from medlstm.core.machine import cpu_info
+from medlstm.core.machine import cpu_info, isa_caps
 
 logger = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ def _probe_lstm_bf16(device_type: str) -> None:
 def bf16_speedup(device_type: str = "cpu") -> float:
     """fp32 time / bf16 time of one small LSTM training step here (cached).
 
-    Call only where `bf16_support` is true. Best of five interleaved timings each,
-    after a warm-up, so a busy moment slows both alike.
+    Call only where `bf16_support` is true. Best of ten interleaved timings each,
+    after two warm-up rounds, so a busy moment slows both alike.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -100,7 +99,7 @@ def _cpu_name() -> str:
     if not info["flags_known"]:
         return str(info["model"])
     name = f"{info['model']}; {', '.join(info['features']) or 'no AVX2'}"
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    cap = isa_caps().get("ONEDNN_MAX_CPU_ISA")  # oneDNN runs torch's LSTMs
     return f"{name}; oneDNN capped at {cap}" if cap else name
 
 
