@@ -39,6 +39,7 @@ from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import autoencoder_loss, split_tensors
+from medlstm.pipelines.ecg_autoencoder.reporting import by_test_set
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = {"accuracy": 0.93, "S_Se": 0.60, "S_+P": 0.40, "V_Se": 0.90, "V_+P": 0.85}
@@ -172,7 +173,7 @@ def print_metrics() -> None:
             print(f"metrics: {path} not found; run with --run first")
             continue
         metrics = json.loads(path.read_text())
-        for database, m in (metrics.get("by_database") or {"mitdb": metrics}).items():
+        for database, m in by_test_set(metrics).items():
             print_scores(model, database, m)
 
 

@@ -359,6 +359,11 @@ TEST_SET_NAMES = {
 }
 
 
+def by_test_set(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Database -> the metrics of its test beats (one entry without ``by_database``)."""
+    return metrics.get("by_database") or {metrics.get("database", "mitdb"): metrics}
+
+
 def scores_by_test_set_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
     """One row per model and test set: the protocol, accuracy, macro F1, S and V
     Se / +P. Test sets of different databases are reported apart, never pooled."""
@@ -367,10 +372,7 @@ def scores_by_test_set_markdown(scheme: str, models: dict[str, dict[str, Any]]) 
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for model, metrics in models.items():
-        by_database = metrics.get("by_database") or {
-            metrics.get("database", "mitdb"): metrics
-        }
-        for database, m in by_database.items():
+        for database, m in by_test_set(metrics).items():
             pc = m["per_class"]
             cells = [
                 f"{pc[c]['recall']:.3f} / {pc[c]['precision']:.3f}" if c in pc else "-"
@@ -398,9 +400,7 @@ def scores_by_test_set_figure(
         "CNN": cnn_metrics,
         "linear": linear_metrics,
     }
-    databases = list(
-        autoencoder_metrics.get("by_database") or {"mitdb": autoencoder_metrics}
-    )
+    databases = list(by_test_set(autoencoder_metrics))
     scores = ("S Se", "S +P", "V Se", "V +P")
     fig, axes = plt.subplots(
         1, len(databases), figsize=(5.5 * len(databases), 3.8), squeeze=False
@@ -408,7 +408,7 @@ def scores_by_test_set_figure(
     width = 0.8 / len(models)
     for ax, database in zip(axes[0], databases, strict=True):
         for i, (name, metrics) in enumerate(models.items()):
-            m = (metrics.get("by_database") or {database: metrics}).get(database)
+            m = by_test_set(metrics).get(database)
             if m is None:
                 continue
             pc = m["per_class"]
@@ -417,7 +417,8 @@ def scores_by_test_set_figure(
                 for c in ("S", "V")
                 for k in ("recall", "precision")
             ]
-            ax.bar(np.arange(4) + (i - 1) * width, values, width, label=name)
+            offset = (i - (len(models) - 1) / 2) * width  # bars centred on each tick
+            ax.bar(np.arange(4) + offset, values, width, label=name)
         if database == "mitdb":
             for x, floor in zip(range(4), (0.60, 0.40, 0.90, 0.85), strict=True):
                 ax.hlines(floor, x - 0.45, x + 0.45, colors="k", linestyles=":")
