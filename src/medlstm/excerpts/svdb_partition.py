@@ -20,22 +20,37 @@ from pathlib import Path
 
 import pandas as pd
 import wfdb
+import yaml
 
 from medlstm.pipelines.ecg_autoencoder.splits import partition_by_burden
 
-S_SYMBOLS = ("A", "a", "J", "S")
 SHARES = {"train": 2, "val": 1, "test": 1}
 SEED = 42
+PARAMETERS = (
+    Path(__file__).resolve().parents[3]
+    / "conf"
+    / "base"
+    / "parameters_ecg_autoencoder.yml"
+)
+
+
+def label_mapping() -> dict[str, list[str]]:
+    """The pipeline's AAMI class -> annotation symbols (``ingestion.label_mapping``)."""
+    params = yaml.safe_load(PARAMETERS.read_text())
+    return params["ecg_autoencoder"]["ingestion"]["label_mapping"]
 
 
 def s_burden(source: Path, prefix: str = "svdb_") -> pd.Series:
-    """Fraction of AAMI S beats among the annotated beats of each record."""
-    beats = set("NLRejBAaJSVEF/fQ")
+    """Fraction of S beats among the labelled beats of each record, by the
+    pipeline's own label mapping."""
+    mapping = label_mapping()
+    beats = {symbol for symbols in mapping.values() for symbol in symbols}
+    s_symbols = set(mapping["S"])
     burden = {}
     for header in sorted(source.glob("*.hea")):
-        symbols = [s for s in wfdb.rdann(str(header.with_suffix("")), "atr").symbol]
+        symbols = wfdb.rdann(str(header.with_suffix("")), "atr").symbol
         labelled = [s for s in symbols if s in beats]
-        n_s = sum(s in S_SYMBOLS for s in labelled)
+        n_s = sum(s in s_symbols for s in labelled)
         burden[f"{prefix}{header.stem}"] = n_s / max(len(labelled), 1)
     if not burden:
         raise FileNotFoundError(f"{source}: no WFDB headers (*.hea) found.")
