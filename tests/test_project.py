@@ -330,11 +330,8 @@ def test_an_unreachable_tracking_server_fails_fast_naming_it(
     assert _data_written(kedro_project.root) == []
 
 
-def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(
-    kedro_project, server_process
-):
-    """Two real runs: a `kedro run` in a subprocess holds the folder; a second run
-    started meanwhile is refused before any node, naming the first one's pid."""
+def _run_holding_the_lock(kedro_project, server_process) -> subprocess.Popen:
+    """A real `kedro run` in a subprocess, returned once it holds the folder's lock."""
     first = server_process(
         [str(BIN / "kedro"), "run", "--pipeline", SMALL_PIPELINE],
         cwd=kedro_project.root,
@@ -346,6 +343,15 @@ def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(
         assert first.poll() is None, first.log_path.read_text()[-3000:]
         assert time.monotonic() < deadline, "the first run never took the lock"
         time.sleep(0.2)
+    return first
+
+
+def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(
+    kedro_project, server_process
+):
+    """Two real runs: a `kedro run` in a subprocess holds the folder; a second run
+    started meanwhile is refused before any node, naming the first one's pid."""
+    first = _run_holding_the_lock(kedro_project, server_process)
     with pytest.raises(
         RuntimeError, match=rf"pid {first.pid}, pipeline {SMALL_PIPELINE}"
     ):
@@ -356,17 +362,7 @@ def test_a_second_run_in_the_same_folder_is_refused_naming_the_first(
 
 
 def test_a_killed_run_leaves_no_lock_behind(kedro_project, server_process):
-    first = server_process(
-        [str(BIN / "kedro"), "run", "--pipeline", SMALL_PIPELINE],
-        cwd=kedro_project.root,
-        env={"KEDRO_DISABLE_TELEMETRY": "1"},
-    )
-    lock = kedro_project.root / "data" / ".kedro_run.lock"
-    deadline = time.monotonic() + 90
-    while not (lock.exists() and f"pid {first.pid}" in lock.read_text()):
-        assert first.poll() is None, first.log_path.read_text()[-3000:]
-        assert time.monotonic() < deadline, "the first run never took the lock"
-        time.sleep(0.2)
+    first = _run_holding_the_lock(kedro_project, server_process)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
