@@ -265,3 +265,29 @@ def test_num_threads_is_restored_after_training():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_monitor_scores_a_seeded_subset_of_a_large_validation_set():
+    train_set, val_set = toy_data(n=160)
+    reads = []
+
+    class Counting(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(val_set)
+
+        def __getitem__(self, i):
+            reads.append(i)
+            return val_set[i]
+
+    params = TrainingParams(
+        epochs=2, batch_size=16, monitor_max_samples=15, show_progress=False
+    )
+    fit(ToyLSTM(), train_set, Counting(), params)
+    first, second = reads[: len(reads) // 2], reads[len(reads) // 2 :]
+    assert len(reads) == 2 * 15 and first == second  # the same 15 beats every epoch
+    assert len(set(first)) == 15 and set(first) != set(range(15))  # random, not a head
+
+
+def test_monitor_max_samples_must_be_positive():
+    with pytest.raises(ValueError, match=r"x\.monitor_max_samples' must be > 0"):
+        TrainingParams.from_dict({"monitor_max_samples": 0}, where="x")

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from medlstm.core.precision import CHOICES as PRECISIONS
@@ -62,6 +62,7 @@ class TrainingParams:
     early_stopping_patience: int | None = 5
     monitor: str = "val_loss"
     monitor_mode: str = "min"
+    monitor_max_samples: int | None = None
     lr_plateau_patience: int | None = 3
     lr_plateau_factor: float = 0.5
     min_lr: float = 1e-6
@@ -119,6 +120,11 @@ class TrainingParams:
                 raise ValueError(
                     f"Parameter '{where}.{key}' must be > 0, got {getattr(self, key)}."
                 )
+        if self.monitor_max_samples is not None and self.monitor_max_samples <= 0:
+            raise ValueError(
+                f"Parameter '{where}.monitor_max_samples' must be > 0 or null, "
+                f"got {self.monitor_max_samples}."
+            )
         if not 0.0 < self.lr_plateau_factor < 1.0:
             raise ValueError(
                 f"Parameter '{where}.lr_plateau_factor' must be in (0, 1)."
@@ -350,6 +356,20 @@ def _fingerprint_hash(
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def monitored_subset(val_set: Dataset, max_samples: int | None, seed: int) -> Dataset:
+    """The validation samples scored after every epoch: all, or a seeded random subset.
+
+    Scoring a large validation set every epoch can cost as much as the training
+    itself; the monitor (early stopping, learning-rate plateaus, best epoch) only
+    needs a large enough random sample. Final validation scores use every sample.
+    """
+    if max_samples is None or len(val_set) <= max_samples:
+        return val_set
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(val_set), generator=generator)[:max_samples]
+    return Subset(val_set, sorted(rows.tolist()))
+
+
 def _is_better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
@@ -422,7 +442,9 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 generator=shuffle_generator,
             )
         val_loader = DataLoader(
-            val_set, batch_size=max(params.batch_size, 256), shuffle=False
+            monitored_subset(val_set, params.monitor_max_samples, params.seed),
+            batch_size=max(params.batch_size, 256),
+            shuffle=False,
         )
 
         optimizer = _make_optimizer(model, params)
