@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -22,6 +24,10 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
 )
 
 MAPPING = {"N": ["N"], "S": ["A"], "V": ["V"]}
+PUBLISHED = (
+    Path(__file__).resolve().parents[3]
+    / "data/01_raw/literature/ecg_inter_patient_published.csv"
+)
 
 
 def predictions(labels, predicted, errors=None) -> pd.DataFrame:
@@ -161,6 +167,7 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
                 | {"V_Se": 0.9, "V_P": 0.8, "macro_f1": float("nan")}
             ]
         ),
+        pd.read_csv(PUBLISHED),
     )
 
     assert ("OPTIMISTIC" in text) == optimistic
@@ -170,6 +177,8 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
     )
     assert "0.500 / 0.400 | 0.900 / 0.800 | - |" in text
     assert "| linear baseline (RR + morphology) |" in text
+    assert "| de Chazal et al. 2004 | linear discriminants" in text
+    assert "0.759 / 0.385 | 0.777 / 0.819 |" in text  # the anchors' S and V
     assert "- linear: accuracy 0.667" in text
     assert (OPTIMISTIC_NOTE in text) == optimistic
     assert "| test | 2 | 7 | 3 | 0 | 10 |" in text

@@ -242,6 +242,7 @@ def _training() -> Pipeline:
                 "ecg_linear_test_metrics",
                 "ecg_linear_val_metrics",
                 "ecg_ds2_score_history",
+                "ecg_published_scores",
             ],
             "ecg_summary",
             name="summary_report",

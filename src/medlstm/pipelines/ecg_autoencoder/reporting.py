@@ -436,6 +436,23 @@ def scores_by_test_set_figure(
     return fig
 
 
+def published_scores_markdown(published: pd.DataFrame) -> str:
+    """Published inter-patient DS1 -> DS2 results, as rows comparable with ours."""
+    lines = [
+        "| study | method | S Se / +P | V Se / +P |",
+        "|---|---|---:|---:|",
+    ]
+    for row in published.to_dict("records"):
+        lines.append(
+            f"| {row['study']} | {row['method']} | {row['S_Se']:.3f} / {row['S_P']:.3f} "
+            f"| {row['V_Se']:.3f} / {row['V_P']:.3f} |"
+        )
+    return (
+        "Published results of the same protocol (train DS1, test DS2, AAMI classes), "
+        "as reported by their authors:\n\n" + "\n".join(lines)
+    )
+
+
 def ds2_history_markdown(history: pd.DataFrame) -> str:
     """Every DS2 score a committed default setting received (date, commit, machine,
     precision), so that nobody tunes on DS2 by repetition unnoticed."""
@@ -474,6 +491,7 @@ def summary_report(
     linear_metrics: dict[str, Any],
     linear_val: dict[str, Any],
     ds2_history: pd.DataFrame,
+    published: pd.DataFrame,
 ) -> str:
     """Markdown summary: split, records and beat counts, AAMI tables of both models,
     the autoencoder's results per test record, and the validation figures the models
@@ -533,7 +551,9 @@ def summary_report(
                     "1D-CNN baseline": cnn_metrics,
                     "linear baseline (RR + morphology)": linear_metrics,
                 },
-            ),
+            )
+            + "\n\n"
+            + published_scores_markdown(published),
         ),
         (
             "LSTM autoencoder-classifier (test: MIT-BIH)",
