@@ -98,12 +98,13 @@ def _check_signal_files(header: wfdb.Record, folder: Path, hea: Path) -> None:
             )
 
 
-def read_wfdb_record(path: str | Path, annotation: str = "atr") -> WfdbRecord:
+def read_wfdb_record(path: str | Path, annotation: str | None = "atr") -> WfdbRecord:
     """Read one WFDB record: header, signals in physical units and annotations.
 
     Args:
         path: The record's ``.hea`` file, or its path without extension.
-        annotation: Extension of the annotation file to read.
+        annotation: Extension of the annotation file to read; None reads none (a
+            new recording without reference beats): the annotations are empty.
 
     Returns:
         The record, with leads keyed by their header names.
@@ -126,23 +127,24 @@ def read_wfdb_record(path: str | Path, annotation: str = "atr") -> WfdbRecord:
     if len(set(header.sig_name)) != len(header.sig_name):
         raise WfdbRecordError(f"{hea}: duplicate lead names {header.sig_name}.")
     _check_signal_files(header, hea.parent, hea)
-    ann_file = hea.with_suffix(f".{annotation}")
-    if not ann_file.is_file():
+    ann_file = hea.with_suffix(f".{annotation}") if annotation else None
+    if ann_file is not None and not ann_file.is_file():
         raise WfdbRecordError(f"{ann_file}: annotation file not found.")
 
     try:
         record = wfdb.rdrecord(record_name, physical=True)
     except Exception as err:
         raise WfdbRecordError(f"{hea}: could not read the signals ({err}).") from err
-    try:
-        ann = wfdb.rdann(record_name, annotation)
-    except Exception as err:
-        raise WfdbRecordError(
-            f"{ann_file}: unreadable annotation file ({err})."
-        ) from err
-
-    samples = np.asarray(ann.sample, dtype=np.int64)
-    symbols = np.asarray(ann.symbol, dtype=str)
+    samples, symbols = np.empty(0, np.int64), np.empty(0, str)
+    if ann_file is not None:
+        try:
+            ann = wfdb.rdann(record_name, annotation)
+        except Exception as err:
+            raise WfdbRecordError(
+                f"{ann_file}: unreadable annotation file ({err})."
+            ) from err
+        samples = np.asarray(ann.sample, dtype=np.int64)
+        symbols = np.asarray(ann.symbol, dtype=str)
     order = np.argsort(samples, kind="stable")
     signal = np.asarray(record.p_signal, dtype=np.float64)
     return WfdbRecord(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -179,7 +180,7 @@ def resample(
             "'ecg_autoencoder.ingestion.target_fs' to a rate it divides."
         )
     nan = np.isnan(x)
-    y = signal.resample_poly(_fill_nan(x), ratio.numerator, ratio.denominator)
+    y = signal.resample_poly(fill_nan(x), ratio.numerator, ratio.denominator)
     if nan.any():  # a resampled sample is invalid if its source neighbourhood was
         src = np.minimum(
             (np.arange(len(y)) * fs / target_fs).round().astype(np.int64), len(x) - 1
@@ -189,7 +190,7 @@ def resample(
     return y, moved
 
 
-def _fill_nan(x: np.ndarray) -> np.ndarray:
+def fill_nan(x: np.ndarray) -> np.ndarray:
     """Linear interpolation over NaN stretches, so filters see no NaN."""
     nan = np.isnan(x)
     if not nan.any() or nan.all():
@@ -211,7 +212,7 @@ def clean_signal(
     NaN samples stay NaN, so windows that overlap them can be dropped downstream.
     """
     nan = np.isnan(x)
-    filled = _fill_nan(x)
+    filled = fill_nan(x)
     baseline = filled
     for width_s in baseline_windows_s:
         width = int(round(width_s * fs)) | 1  # odd, centred
@@ -311,25 +312,60 @@ def _labelled_beats(
 def segment_record(
     record: WfdbRecord, p: SegmentationParams
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """Windows, beat table and counts of one record (see `segment_records`)."""
-    counts: Counter = Counter()
-    report: dict[str, Any] = {"source": record.source, "fs": record.fs}
+    """Windows, beat table and counts of one record's labelled beats (see
+    `segment_records`)."""
     lead = choose_lead(record, p.leads, p.missing_lead)
-    report["lead"] = lead
     if lead is None:
+        report = {"source": record.source, "fs": record.fs, "lead": None}
         report["skipped"] = f"no lead {' or '.join(p.leads)}"
         return _empty_beats(), np.empty((0, p.window), np.float32), report
+    counts: Counter = Counter()
+    idx, labels = _labelled_beats(record, p, counts)
+    counts["labelled_beats"] = len(idx)
+    columns = {"symbol": record.ann_symbols[idx], "label": labels}
+    return segment_beats(record, lead, record.ann_samples[idx], columns, p, counts)
 
-    x, ann_samples = resample(
-        record.signals[lead], record.ann_samples, record.fs, p.target_fs, record
+
+def segment_beats(
+    record: WfdbRecord,
+    lead: str,
+    beat_samples: np.ndarray,
+    columns: dict[str, np.ndarray],
+    p: SegmentationParams,
+    counts: Counter | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """One cleaned window and the RR features of every beat of ``lead``.
+
+    The one path from beat positions to windows, for annotated beats (training) and
+    detected ones (inference): resample to ``p.target_fs``, remove baseline wander,
+    compute RR features over all the given beats, drop beats at the edges, without
+    both neighbours or whose window holds NaN, scale, subtract the record template.
+
+    Args:
+        record: The record; its ``fs`` is the rate of ``beat_samples``.
+        lead: Name of the lead to cut.
+        beat_samples: R-peak sample of every beat at the record's rate, ascending.
+        columns: Per-beat values (same length as ``beat_samples``) kept in the beat
+            table after ``lead``, e.g. symbol and label.
+        p: The segmentation parameters.
+        counts: Counts so far (labelled beats, skipped annotations), extended here.
+
+    Returns:
+        As `segment_record`: beat table, windows (n, T) and the record's report.
+    """
+    counts = Counter() if counts is None else counts
+    report: dict[str, Any] = {"source": record.source, "fs": record.fs, "lead": lead}
+    x, beat_samples = resample(
+        record.signals[lead],
+        np.asarray(beat_samples, np.int64),
+        record.fs,
+        p.target_fs,
+        record,
     )
     report["resampled_from"] = None if record.fs == p.target_fs else record.fs
     x = clean_signal(x, p.target_fs, p.baseline_windows_s, p.bandpass)
 
-    idx, labels = _labelled_beats(record, p, counts)
-    beat_samples = ann_samples[idx]
     rr = rr_intervals(beat_samples, p.target_fs, p.local_rr_beats)
-    counts["labelled_beats"] = len(idx)
     report["mean_heart_rate_bpm"] = check_heart_rate(rr["record_rr"], record)
 
     starts = beat_samples - p.samples_before
@@ -358,8 +394,7 @@ def segment_record(
         {
             "record": record.record_id,
             "sample": beat_samples[keep],
-            "symbol": record.ann_symbols[idx[keep]],
-            "label": labels[keep],
+            **{name: np.asarray(values)[keep] for name, values in columns.items()},
             "lead": lead,
             **{name: values[keep] for name, values in rr.items()},
         }
@@ -405,13 +440,19 @@ def _empty_beats() -> pd.DataFrame:
 
 
 def segment_records(
-    records: dict[str, WfdbRecord], params: dict[str, Any]
+    records: dict[str, WfdbRecord],
+    params: dict[str, Any],
+    segment: Callable[
+        [WfdbRecord, SegmentationParams], tuple[pd.DataFrame, np.ndarray, dict]
+    ] = segment_record,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
     """Cut one cleaned window per labelled beat of every record.
 
     Args:
         records: ``{record_id: WfdbRecord}`` from the WFDB dataset.
         params: The ``ecg_autoencoder.ingestion`` parameters.
+        segment: How one record is cut: `segment_record` (its labelled beats) or
+            another function that ends in `segment_beats` (detected beats).
 
     Returns:
         - beats: one row per kept beat, ordered by record then sample: ``record``,
@@ -422,16 +463,21 @@ def segment_records(
         - report: per-record and total counts of kept, dropped and skipped beats.
     """
     p = SegmentationParams.from_dict(params)
-    return _outputs(*_segment_each(records, p), p)
+    return _outputs(*_segment_each(records, p, segment), p)
 
 
 def _segment_each(
-    records: dict[str, WfdbRecord], p: SegmentationParams
+    records: dict[str, WfdbRecord],
+    p: SegmentationParams,
+    segment: Callable[
+        [WfdbRecord, SegmentationParams], tuple[pd.DataFrame, np.ndarray, dict]
+    ] = segment_record,
 ) -> tuple[pd.DataFrame, np.ndarray, dict[str, dict[str, Any]]]:
-    """`segment_record` of every record: beats, windows (n, T), per-record reports."""
+    """``segment`` (`segment_record` by default) of every record: beats, windows
+    (n, T), per-record reports."""
     frames, arrays, per_record = [], [], {}
     for rid in sorted(records):
-        beats, windows, report = segment_record(records[rid], p)
+        beats, windows, report = segment(records[rid], p)
         frames.append(beats)
         arrays.append(windows)
         per_record[rid] = report
@@ -465,7 +511,11 @@ def _outputs(
         "n_beats": len(beats),
         "window_samples": p.window,
         "target_fs": p.target_fs,
-        "label_counts": beats["label"].value_counts().sort_index().to_dict(),
+        "label_counts": (
+            beats["label"].value_counts().sort_index().to_dict()
+            if "label" in beats
+            else {}
+        ),
         "totals": dict(sorted(totals.items())),
         "skipped_records": skipped,
         "records": per_record,
