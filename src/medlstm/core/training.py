@@ -29,7 +29,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    Subset,
+    TensorDataset,
+    WeightedRandomSampler,
+)
 from tqdm.auto import tqdm
 
 from medlstm.core.precision import CHOICES as PRECISIONS
@@ -165,6 +171,8 @@ class TrainingResult:
     stopped_early: bool
     resumed_from_epoch: int = 0
     precision: str = "fp32"
+    # Loss weight per class index that `training.class_weighting` gave (None: unweighted).
+    class_weights: list[float] | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -193,9 +201,13 @@ def resolve_device(name: str = "auto") -> torch.device:
 def class_weights_from_labels(
     labels: np.ndarray, n_classes: int, scheme: str
 ) -> torch.Tensor | None:
-    """Inverse-frequency weights for the loss ('balanced'), or their square root.
+    """Loss weight per class for ``scheme`` (none | balanced | sqrt_balanced).
 
-    Classes absent from the training set get weight 0 so they cannot blow up the loss.
+    ``balanced`` is inverse frequency (n / (present classes * count)), so every class
+    present contributes equally to the loss; ``sqrt_balanced`` its square root, a
+    milder correction. Classes absent from ``labels`` get weight 0 so they cannot blow
+    up the loss. `fit` calls this with the training labels; a custom objective gets the
+    result through ``fit(make_batch_loss=...)``.
     """
     if scheme == "none":
         return None
@@ -208,6 +220,30 @@ def class_weights_from_labels(
     if scheme == "sqrt_balanced":
         weights = np.sqrt(weights)
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def training_labels(dataset: Dataset) -> np.ndarray:
+    """The class index of every sample of ``dataset``, without drawing a sample.
+
+    Read from a ``labels`` attribute, a ``TensorDataset``'s last tensor, or through
+    a ``Subset`` of either; iterating the samples instead could run augmentation and
+    move the seeded random streams.
+    """
+    if isinstance(dataset, Subset):
+        return training_labels(dataset.dataset)[np.asarray(dataset.indices)]
+    labels = getattr(dataset, "labels", None)
+    if labels is None and isinstance(dataset, TensorDataset):
+        labels = dataset.tensors[-1]
+    if labels is None:
+        raise TypeError(
+            f"training.class_weighting and training.weighted_sampling need the "
+            f"training labels, but a {type(dataset).__name__} has no `labels` "
+            "attribute (one class index per sample) and is not a TensorDataset whose "
+            "last tensor is the target."
+        )
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    return np.asarray(labels, dtype=np.int64)
 
 
 def balanced_sample_weights(labels: np.ndarray) -> np.ndarray:
@@ -232,6 +268,9 @@ def classification_loss(
         *inputs, targets = batch
         logits = model(*inputs)
         weight = None if class_weights is None else class_weights.to(logits.device)
+        if weight is not None and len(weight) < logits.shape[1]:
+            # Classes above the largest training label are absent from training: 0.
+            weight = nn.functional.pad(weight, (0, logits.shape[1] - len(weight)))
         loss = nn.functional.cross_entropy(
             logits, targets, weight=weight, label_smoothing=label_smoothing
         )
@@ -370,6 +409,22 @@ def monitored_subset(val_set: Dataset, max_samples: int | None, seed: int) -> Da
     return Subset(val_set, sorted(rows.tolist()))
 
 
+def _class_weights(
+    train_set: Dataset, params: TrainingParams, n_classes: int | None
+) -> torch.Tensor | None:
+    if params.class_weighting == "none":
+        return None
+    labels = training_labels(train_set)
+    count = n_classes if n_classes is not None else int(labels.max()) + 1
+    weights = class_weights_from_labels(labels, count, params.class_weighting)
+    logger.info(
+        "training.class_weighting=%s: class weights %s.",
+        params.class_weighting,
+        [round(w, 4) for w in weights.tolist()],
+    )
+    return weights
+
+
 def _is_better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
@@ -381,7 +436,8 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     params: TrainingParams,
     *,
     batch_loss: BatchLoss | None = None,
-    class_weights: torch.Tensor | None = None,
+    make_batch_loss: Callable[[torch.Tensor | None], BatchLoss] | None = None,
+    n_classes: int | None = None,
     sample_weights: np.ndarray | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     fingerprint_extra: Any = None,
@@ -393,10 +449,17 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             ``seed_everything(params.seed)`` for runs to repeat.
         train_set, val_set: datasets of tuples ``(*inputs, target)`` of tensors.
         params: see `TrainingParams`.
-        batch_loss: the objective; default cross-entropy on ``model(*inputs)``.
-        class_weights: loss weights per class for the default objective.
+        batch_loss: the objective; default cross-entropy on ``model(*inputs)``
+            weighted per class by ``params.class_weighting``. A ``batch_loss`` given
+            here applies no class weights of fit's.
+        make_batch_loss: ``class_weights -> batch_loss``, for a custom objective
+            that takes the weights ``params.class_weighting`` gives (None for
+            ``none``); excludes ``batch_loss``.
+        n_classes: how many classes the class weights cover (default: the largest
+            training label + 1).
         sample_weights: per-sample weights; with ``params.weighted_sampling`` the
-            training loader draws with replacement in proportion to them.
+            training loader draws with replacement in proportion to them (default:
+            each class equally likely).
         checkpoint_path: written after every epoch; if it exists (and
             ``params.resume``) training continues from it. On success the file is
             replaced by ``<stem>.best.pt`` holding the best weights.
@@ -416,8 +479,18 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
         device = resolve_device(params.device)
         precision = resolve_precision(params.precision, device.type)
         model.to(device)
+        if batch_loss is not None and make_batch_loss is not None:
+            raise ValueError("fit takes batch_loss or make_batch_loss, not both.")
+        class_weights = None
         if batch_loss is None:
-            batch_loss = classification_loss(class_weights, params.label_smoothing)
+            class_weights = _class_weights(train_set, params, n_classes)
+            batch_loss = (
+                make_batch_loss(class_weights)
+                if make_batch_loss is not None
+                else classification_loss(class_weights, params.label_smoothing)
+            )
+        if params.weighted_sampling and sample_weights is None:
+            sample_weights = balanced_sample_weights(training_labels(train_set))
 
         shuffle_generator = torch.Generator().manual_seed(params.seed)
         if params.weighted_sampling:
@@ -585,7 +658,13 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             checkpoint.unlink()
         logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
         return TrainingResult(
-            model.cpu(), history, best_epoch, stopped_early, resumed_from, precision
+            model.cpu(),
+            history,
+            best_epoch,
+            stopped_early,
+            resumed_from,
+            precision,
+            None if class_weights is None else class_weights.tolist(),
         )
 
 

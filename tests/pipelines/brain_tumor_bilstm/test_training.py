@@ -166,3 +166,38 @@ def test_auto_precision_falls_back_to_fp32_without_bf16(params, fake_bf16_probe)
         {"checkpoint_path": None},
     )
     assert summary["precision"] == "fp32"
+
+
+def test_balanced_class_weighting_is_applied_to_the_loss(params):
+    images, subsets = _toy_subsets()
+    # Keep 3 of 9 training meningioma slices: that class is now 3x rarer.
+    meningioma_train = subsets.index[
+        (subsets["label"] == 1) & (subsets["subset"] == "train")
+    ]
+    subsets = subsets.drop(meningioma_train[3:])
+    images = {"images": images["images"][subsets.index]}
+    subsets = subsets.reset_index(drop=True)
+
+    def train(weighting):
+        return train_classifier(
+            images,
+            subsets,
+            params["data"],
+            SMALL_MODEL,
+            params["training"]
+            | {"epochs": 1, "class_weighting": weighting, "show_progress": False},
+            params["augmentation"],
+            {"checkpoint_path": None},
+        )
+
+    *_, history, summary = train("balanced")
+    *_, plain_history, plain_summary = train("none")
+    counts = np.bincount(
+        subsets.loc[subsets["subset"] == "train", "label"], minlength=4
+    )
+    expected = counts.sum() / (4 * counts)
+    assert list(summary["class_weights"]) == params["data"]["classes"]
+    assert list(summary["class_weights"].values()) == pytest.approx(expected, rel=1e-6)
+    assert summary["class_weights"]["meningioma"] == pytest.approx(3 * expected[0])
+    assert plain_summary["class_weights"] is None
+    assert history[0]["train_loss"] != plain_history[0]["train_loss"]

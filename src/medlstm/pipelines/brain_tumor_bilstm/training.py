@@ -191,6 +191,7 @@ def train_classifier(
         SliceDataset(train_x, train_y, augmentation),
         SliceDataset(val_x, val_y),
         params,
+        n_classes=len(data_params["classes"]),
         # An interrupted run resumes from here (same configuration and data only).
         checkpoint_path=checkpoint,
     )
@@ -209,6 +210,11 @@ def train_classifier(
         "n_val": len(val_y),
         "torch_threads": params.num_threads or torch.get_num_threads(),
         "precision": result.precision,
+        "class_weights": (
+            None
+            if result.class_weights is None
+            else dict(zip(data_params["classes"], result.class_weights, strict=True))
+        ),
         "best_checkpoint": (
             str(checkpoint.with_name(f"{checkpoint.stem}.best.pt"))
             if checkpoint

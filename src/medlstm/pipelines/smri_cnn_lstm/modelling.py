@@ -25,7 +25,6 @@ from medlstm.core.evaluation import (
 )
 from medlstm.core.training import (
     TrainingParams,
-    class_weights_from_labels,
     fit,
     predict,
     seed_everything,
@@ -203,16 +202,12 @@ def _train(
 ) -> tuple[nn.Module, Any]:
     seed_everything(params.seed)
     network = build_model(model, model_input)
-    train_set = _subset(model_input, split["train"])
-    class_weights = class_weights_from_labels(
-        train_set.tensors[1].numpy(), len(GRADE_NAMES), params.class_weighting
-    )
     result = fit(
         network,
-        train_set,
+        _subset(model_input, split["train"]),
         _subset(model_input, split["val"]),
         params,
-        class_weights=class_weights,
+        n_classes=len(GRADE_NAMES),
     )
     return result.model, result
 
