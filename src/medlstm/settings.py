@@ -11,6 +11,7 @@ from medlstm.hooks import (
     RunLockHook,
     TrackingServerCheckHook,
 )
+from medlstm.tracking import RunPageHook
 
 # Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
 HOOKS = (
@@ -18,6 +19,7 @@ HOOKS = (
     RunLockHook(),
     ExperimentPerPipelineHook(),
     PreflightChecksHook(),
+    RunPageHook(),
 )
 
 
