@@ -12,6 +12,7 @@ from medlstm.hooks import (
     TrackingServerCheckHook,
 )
 from medlstm.tracking import RunPageHook
+from medlstm.tracking_outbox import TrackingOutboxHook
 
 # Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
 HOOKS = (
@@ -19,6 +20,7 @@ HOOKS = (
     RunLockHook(),
     ExperimentPerPipelineHook(),
     PreflightChecksHook(),
+    TrackingOutboxHook(),
     RunPageHook(),
 )
 
