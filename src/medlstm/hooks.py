@@ -57,11 +57,22 @@ class RunLockHook:
     lock is an OS file lock (``flock``) on ``data/.kedro_run.lock``: the OS drops it
     when the holder exits, even after a SIGKILL, so a killed run never blocks the
     next one. The file names the holder, so the refusal can say which run it is.
+
+    A killed run leaves its MLflow run RUNNING for ever, unless someone closes it: a
+    state file, ``data/.kedro_run.state.json``, names the MLflow run while its
+    ``kedro run`` lives and is deleted when it ends. The next run in the folder that
+    finds it marks that MLflow run KILLED and tags its own run
+    ``medlstm.after_killed_run`` with the killed run's id, so a training that resumes
+    from the killed run's checkpoint names the run it continues.
     """
+
+    STATE = Path("data") / ".kedro_run.state.json"
 
     def __init__(self) -> None:
         self._handle = None
         self._root: Path | None = None
+        self._orphan: str | None = None
+        self._state_written = False
 
     @hook_impl
     def after_context_created(self, context: KedroContext) -> None:
@@ -103,6 +114,34 @@ class RunLockHook:
         )
         handle.flush()
         self._handle = handle
+        self._orphan = close_killed_run(self._root / self.STATE)
+        self._state_written = False
+
+    @hook_impl(tryfirst=True)
+    def before_node_run(self) -> None:
+        """Once per run, when kedro-mlflow's run is open: name it in the state file."""
+        if self._state_written or self._handle is None or self._root is None:
+            return
+        self._state_written = True
+        import json
+        import os
+
+        import mlflow
+
+        run = mlflow.active_run()
+        if run is None:
+            return
+        if self._orphan:
+            mlflow.set_tag("medlstm.after_killed_run", self._orphan)
+        (self._root / self.STATE).write_text(
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "run_id": run.info.run_id,
+                    "tracking_uri": mlflow.get_tracking_uri(),
+                }
+            )
+        )
 
     @hook_impl(trylast=True)
     def after_pipeline_run(self) -> None:
@@ -114,8 +153,47 @@ class RunLockHook:
 
     def _release(self) -> None:
         if self._handle is not None:
+            if self._root is not None and self._state_written:
+                (self._root / self.STATE).unlink(missing_ok=True)
             self._handle.close()  # closing the file drops the flock
             self._handle = None
+
+
+def close_killed_run(state: Path) -> str | None:
+    """Mark KILLED the MLflow run that ``state`` names, if it is still RUNNING (its
+    ``kedro run`` died without closing it); returns its id, or None without one.
+
+    Called with the folder's lock held, so the run named there is not alive.
+    """
+    import json
+
+    if not state.exists():
+        return None
+    try:
+        named = json.loads(state.read_text())
+        run_id, uri = named["run_id"], named["tracking_uri"]
+    except (ValueError, KeyError, TypeError):
+        state.unlink(missing_ok=True)
+        return None
+    import mlflow
+
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, "KILLED")
+            logger.warning(
+                "The previous run in this folder (pid %s) was killed before it ended; "
+                "its MLflow run %s is now marked KILLED.",
+                named.get("pid"), run_id,
+            )  # fmt: skip
+    except Exception as error:  # noqa: BLE001 - closing it is a courtesy, not a need
+        logger.warning(
+            "The previous run in this folder was killed; its MLflow run %s at %s could "
+            "not be marked KILLED (%s).",
+            run_id, uri, error,
+        )  # fmt: skip
+    state.unlink(missing_ok=True)
+    return run_id
 
 
 class TrackingServerCheckHook:

@@ -385,7 +385,10 @@ class TrackingOutboxHook:
                 if isinstance(pipeline, PipelineML)
                 else "a request after the last node"
             )
-            self._unsent.append(f"{model} ({type(error).__name__}: {error})")
+            self._unsent.append(
+                f"{model}: not in the outbox (the trained weights are in data/); a "
+                f"run with the server up logs it ({type(error).__name__})"
+            )
             import mlflow
 
             if mlflow.active_run() is not None:
