@@ -6,6 +6,8 @@ import importlib
 
 from kedro.pipeline import Pipeline
 
+from medlstm.pipeline_ml import sliceable
+
 PIPELINES = (
     "ecg_autoencoder",
     "brain_tumor_bilstm",
@@ -24,8 +26,12 @@ DEFAULT_PIPELINE = "ecg_autoencoder"
 
 
 def _create(package: str, **kwargs) -> Pipeline:
-    return importlib.import_module(f"medlstm.pipelines.{package}").create_pipeline(
-        **kwargs
+    # Training pipelines that log a pyfunc model still run in parts (--nodes,
+    # --from-nodes, --to-nodes): see medlstm.pipeline_ml.
+    return sliceable(
+        importlib.import_module(f"medlstm.pipelines.{package}").create_pipeline(
+            **kwargs
+        )
     )
 
 
