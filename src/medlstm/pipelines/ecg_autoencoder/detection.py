@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
@@ -24,12 +26,31 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
+from medlstm.datasets.wfdb_records import WfdbRecord
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    SegmentationParams,
+    _labelled_beats,
+    choose_lead,
+    segment_beats,
+    segment_record,
+)
+
 logger = logging.getLogger(__name__)
 
 WHERE = "ecg_autoencoder.detection"
-METHODS = ("gqrs", "xqrs", "sleepecg", "neurokit")
+METHODS = ("gqrs", "xqrs", "sleepecg", "neurokit", "pantompkins1985")
 BEAT_SOURCES = ("reference", "detected")
 EC57_TOLERANCE_S = 0.150
+# Where each detector puts its mark relative to the reference R peak (median over
+# MIT-BIH records 100 105 119 200 203 208 213 221 233, first 5 min): gqrs marks
+# ~36 ms before it, near QRS onset; refinement searches around the corrected point.
+FIDUCIAL_OFFSET_S = {
+    "gqrs": -0.036,
+    "xqrs": 0.0,
+    "sleepecg": 0.0,
+    "neurokit": 0.0,
+    "pantompkins1985": 0.044,
+}
 
 
 @dataclass(frozen=True)
@@ -41,9 +62,11 @@ class DetectionParams:
     detector_fs: float | None = None
     min_fs: float = 100.0
     min_duration_s: float = 5.0
-    refine_window_s: float = 0.05
-    refine_band_hz: tuple[float, float] = (1.0, 40.0)
+    refine_window_s: float = 0.03
+    refine_band_hz: tuple[float, float] = (5.0, 25.0)
     min_rr_s: float = 0.2
+    twave_window_s: float = 0.36
+    twave_slope_ratio: float = 0.5
     noise_window_s: float = 1.0
     flat_ptp_mv: float = 0.02
     artefact_ptp_ratio: float = 6.0
@@ -64,12 +87,13 @@ class DetectionParams:
             "noise_window_s",
             "artefact_ptp_ratio",
             "match_tolerance_s",
+            "twave_slope_ratio",
         )
         for key in positive:
             value = getattr(self, key)
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"Parameter '{WHERE}.{key}' must be > 0, got {value}.")
-        for key in ("min_duration_s", "flat_ptp_mv"):
+        for key in ("min_duration_s", "flat_ptp_mv", "twave_window_s"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"Parameter '{WHERE}.{key}' must be >= 0.")
         if self.detector_fs is not None and not self.detector_fs >= self.min_fs:
@@ -172,8 +196,8 @@ def _run_detector(x: np.ndarray, fs: float, method: str) -> np.ndarray:
     else:
         import neurokit2 as nk
 
-        cleaned = nk.ecg_clean(x, sampling_rate=fs, method="neurokit")
-        _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, method="neurokit")
+        cleaned = nk.ecg_clean(x, sampling_rate=fs, method=method)
+        _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, method=method)
         found = info["ECG_R_Peaks"]
     return np.unique(np.asarray(found, dtype=np.int64))
 
@@ -183,7 +207,7 @@ def refine_peaks(
     fs: float,
     samples: np.ndarray,
     window_s: float,
-    band_hz: tuple[float, float] = (1.0, 40.0),
+    band_hz: tuple[float, float] = (5.0, 25.0),
 ) -> np.ndarray:
     """Move each detection to the largest deviation of the band-passed signal within
     ``window_s`` of it: the R peak the reference annotations (and the models'
@@ -204,10 +228,15 @@ def refine_peaks(
     if len(samples) == 0:
         return samples
     y = _bandpass(x, fs, band_hz)
-    y = np.abs(y - np.median(y))
-    half = max(int(round(window_s * fs)), 1)
-    offsets = np.arange(-half, half + 1)
-    idx = np.clip(samples[:, None] + offsets, 0, len(y) - 1)
+    return _refine_in(np.abs(y - np.median(y)), samples, window_s * fs)
+
+
+def _refine_in(y: np.ndarray, samples: np.ndarray, half: float) -> np.ndarray:
+    """Index of the maximum of ``y`` within ``half`` samples of each of ``samples``."""
+    if len(samples) == 0:
+        return samples
+    half = max(int(round(half)), 1)
+    idx = np.clip(samples[:, None] + np.arange(-half, half + 1), 0, len(y) - 1)
     return idx[np.arange(len(samples)), np.argmax(y[idx], axis=1)]
 
 
@@ -239,6 +268,28 @@ def _merge_close(samples: np.ndarray, x: np.ndarray, min_gap: int) -> np.ndarray
         else:
             keep.append(s)
     return np.asarray(keep, dtype=np.int64)
+
+
+def reject_t_waves(
+    samples: np.ndarray, band: np.ndarray, fs: float, window_s: float, ratio: float
+) -> np.ndarray:
+    """Drop detections that follow the previous beat within ``window_s`` and whose
+    steepest slope is below ``ratio`` times that beat's: a T wave, not a QRS complex
+    (Pan & Tompkins 1985's rule). ``band`` is the band-passed signal."""
+    if window_s <= 0 or len(samples) < 2:
+        return samples
+    slope = np.abs(np.gradient(band))
+    half = max(int(round(0.04 * fs)), 1)
+    idx = np.clip(samples[:, None] + np.arange(-half, half + 1), 0, len(band) - 1)
+    steepest = slope[idx].max(axis=1)
+    gap = int(round(window_s * fs))
+    keep = [0]
+    for i in range(1, len(samples)):
+        prev = keep[-1]
+        if samples[i] - samples[prev] < gap and steepest[i] < ratio * steepest[prev]:
+            continue
+        keep.append(i)
+    return samples[keep]
 
 
 def noise_flags(
@@ -297,15 +348,17 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
         warnings.warn(msg, stacklevel=2)
         logger.warning(msg)
         return _empty_detections()
-    rate = p.detector_fs or fs
+    rate = min(p.detector_fs, fs) if p.detector_fs else fs  # never upsample
     y = filled if rate == fs else _resample(filled, fs, rate)
     found = _run_detector(y, rate, p.method)
     if rate != fs:
         found = np.round(found * (fs / rate)).astype(np.int64)
+    found = found - int(round(FIDUCIAL_OFFSET_S[p.method] * fs))
     found = found[(found >= 0) & (found < len(x))]
-    refined = refine_peaks(filled, fs, found, p.refine_window_s, p.refine_band_hz)
     band = _bandpass(filled, fs, p.refine_band_hz)
+    refined = _refine_in(np.abs(band - np.median(band)), found, p.refine_window_s * fs)
     samples = _merge_close(refined, band, int(round(p.min_rr_s * fs)))
+    samples = reject_t_waves(samples, band, fs, p.twave_window_s, p.twave_slope_ratio)
     return pd.DataFrame(
         {"sample": samples, "noise": noise_flags(x, fs, samples, p)}
     ).reset_index(drop=True)
@@ -386,4 +439,167 @@ def detection_counts(
         "fp": fp,
         "se": tp / (tp + fn) if tp + fn else float("nan"),
         "ppv": tp / (tp + fp) if tp + fp else float("nan"),
+    }
+
+
+UNMATCHED = ""  # label of a detection that matches no reference beat
+
+
+def segment_detected_record(
+    record: WfdbRecord,
+    p: SegmentationParams,
+    detection: dict[str, Any],
+    keep_unmatched: bool = False,
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """`segment_record` with the detector's beat positions instead of the annotations'.
+
+    Each detection takes the symbol and label of the labelled reference beat it
+    matches (`match_beats`, ``detection.match_tolerance_s``). RR features are computed
+    over all detections, as at inference, where no reference exists.
+
+    Args:
+        record: The record with its reference annotations.
+        p: The segmentation parameters.
+        detection: The ``ecg_autoencoder.detection`` parameters.
+        keep_unmatched: Keep detections that match no reference beat (label ``""``,
+            for scoring them as false positives); training drops them.
+
+    Returns:
+        As `segment_record`; the report also counts ``detected_beats``,
+        ``noise_beats``, ``detected_unmatched`` (false positives) and
+        ``reference_missed`` (labelled beats no detection matches).
+    """
+    lead = choose_lead(record, p.leads, p.missing_lead)
+    if lead is None:
+        return segment_record(record, p)  # the same skip and report
+    dp = DetectionParams.from_dict(detection)
+    counts: Counter = Counter()
+    idx, labels = _labelled_beats(record, p, counts)
+    counts["labelled_beats"] = len(idx)
+    reference = record.ann_samples[idx]
+    found = detect_beats(record.signals[lead], record.fs, detection)
+    samples = found["sample"].to_numpy(np.int64)
+    ref_of_det, det_of_ref = match_beats(
+        samples, reference, record.fs, dp.match_tolerance_s
+    )
+    matched = ref_of_det >= 0
+    counts["detected_beats"] = len(samples)
+    counts["noise_beats"] = int(found["noise"].sum())
+    counts["detected_unmatched"] = int((~matched).sum())
+    counts["reference_missed"] = int((det_of_ref < 0).sum())
+    symbol = np.full(len(samples), UNMATCHED, dtype=object)
+    label = np.full(len(samples), UNMATCHED, dtype=object)
+    symbol[matched] = record.ann_symbols[idx][ref_of_det[matched]]
+    label[matched] = labels[ref_of_det[matched]]
+    columns = {"symbol": symbol.astype(str), "label": label.astype(str)}
+    beats, windows, report = segment_beats(record, lead, samples, columns, p, counts)
+    if not keep_unmatched:
+        keep = (beats["label"] != UNMATCHED).to_numpy()
+        beats, windows = beats[keep].reset_index(drop=True), windows[keep]
+        report["kept"] = len(beats)
+    return beats, windows, report
+
+
+def detected_segmenter(
+    detection: dict[str, Any], keep_unmatched: bool = False
+) -> Callable[[WfdbRecord, SegmentationParams], tuple]:
+    """`segment_detected_record` bound to ``detection``, in the form
+    `segment_records` and `segment_databases` take."""
+
+    def segment(record: WfdbRecord, p: SegmentationParams):
+        return segment_detected_record(record, p, detection, keep_unmatched)
+
+    return segment
+
+
+def beat_source(detection: dict[str, Any] | None) -> str:
+    """``detection.beats``: ``reference`` (annotations) or ``detected``."""
+    return DetectionParams.from_dict(detection).beats
+
+
+def score_detected_beats(
+    detected: pd.DataFrame,
+    reference: pd.DataFrame,
+    classes: list[str],
+    fs: float,
+    tolerance_s: float = EC57_TOLERANCE_S,
+) -> dict[str, Any]:
+    """Classification scores over detected beats, EC57 style.
+
+    Per record, detections are matched one to one to reference beats
+    (`match_beats`). A matched detection counts as its reference beat classified as
+    predicted; an unmatched detection is a false positive of the class predicted; a
+    reference beat no detection matches is a false negative of its class.
+
+    Args:
+        detected: ``record``, ``sample``, ``predicted`` (one row per classified
+            detection).
+        reference: ``record``, ``sample``, ``label`` (every labelled reference beat).
+        classes: Class names, in order.
+        fs: Rate of both ``sample`` columns, Hz.
+        tolerance_s: Matching tolerance.
+
+    Returns:
+        ``accuracy`` (correct / (reference beats + unmatched detections)),
+        ``per_class`` {class: tp, fn, fp, se, ppv}, ``confusion`` (rows: true class
+        then ``none`` for unmatched detections; columns: predicted class then
+        ``none`` for missed beats), ``labels``, ``n_reference``, ``n_detected``,
+        ``unmatched_detections``, ``missed_reference``.
+    """
+    for name, frame, column in (
+        ("detected", detected, "predicted"),
+        ("reference", reference, "label"),
+    ):
+        missing = {"record", "sample", column} - set(frame.columns)
+        if missing:
+            raise ValueError(f"score_detected_beats: {name} lacks {sorted(missing)}.")
+    index = {c: i for i, c in enumerate(classes)}
+    none = len(classes)
+    for name, values in (
+        ("detected.predicted", detected["predicted"]),
+        ("reference.label", reference["label"]),
+    ):
+        unknown = sorted(set(map(str, values)) - set(index))
+        if unknown:
+            raise ValueError(
+                f"score_detected_beats: {name} holds {unknown}, not in {classes}."
+            )
+    confusion = np.zeros((none + 1, none + 1), np.int64)
+    det_groups = dict(tuple(detected.groupby("record", sort=False)))
+    ref_groups = dict(tuple(reference.groupby("record", sort=False)))
+    for rid in sorted(set(det_groups) | set(ref_groups), key=str):
+        det = det_groups.get(rid, detected.iloc[:0])
+        ref = ref_groups.get(rid, reference.iloc[:0])
+        ref_of_det, det_of_ref = match_beats(
+            det["sample"].to_numpy(), ref["sample"].to_numpy(), fs, tolerance_s
+        )
+        pred = np.array([index[str(c)] for c in det["predicted"]], np.int64)
+        true = np.array([index[str(c)] for c in ref["label"]], np.int64)
+        rows = np.where(ref_of_det >= 0, true[np.maximum(ref_of_det, 0)], none)
+        np.add.at(confusion, (rows, pred), 1)
+        np.add.at(confusion, (true[det_of_ref < 0], none), 1)
+    per_class = {}
+    for c, i in index.items():
+        tp = int(confusion[i, i])
+        fn = int(confusion[i].sum() - tp)
+        fp = int(confusion[:, i].sum() - tp)
+        per_class[c] = {
+            "tp": tp,
+            "fn": fn,
+            "fp": fp,
+            "se": tp / (tp + fn) if tp + fn else float("nan"),
+            "ppv": tp / (tp + fp) if tp + fp else float("nan"),
+        }
+    total = int(confusion.sum())
+    return {
+        "accuracy": float(np.trace(confusion[:none, :none]) / total)
+        if total
+        else float("nan"),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "labels": [*classes, "none"],
+        "n_reference": int(confusion[:none].sum()),
+        "n_detected": int(confusion[:, :none].sum()),
+        "unmatched_detections": int(confusion[none, :none].sum()),
+        "missed_reference": int(confusion[:none, none].sum()),
     }

@@ -533,6 +533,7 @@ def segment_databases(
     svdb: dict[str, WfdbRecord],
     ingestion: dict[str, Any],
     databases: dict[str, dict[str, Any]],
+    detection: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, Any]]:
     """`segment_records` over several databases into one beat table.
 
@@ -545,6 +546,10 @@ def segment_databases(
         ingestion: The ``ecg_autoencoder.ingestion`` parameters.
         databases: ``ecg_autoencoder.databases``: per database ``leads`` (names in
             order of preference) and ``record_prefix``.
+        detection: ``ecg_autoencoder.detection``; with ``beats: detected`` the beats
+            sit where the QRS detector finds them, labelled by the reference beat
+            each matches (`detection.segment_detected_record`). None or ``beats:
+            reference``: the annotated positions.
 
     Returns:
         As `segment_records`, the beat table with a ``database`` column after
@@ -557,6 +562,16 @@ def segment_databases(
             f"Parameter 'ecg_autoencoder.databases' has no entry for {missing}; "
             "each needs 'leads' and 'record_prefix'."
         )
+    segment = segment_record
+    if detection is not None:
+        # Imported here: detection builds on this module.
+        from medlstm.pipelines.ecg_autoencoder.detection import (
+            beat_source,
+            detected_segmenter,
+        )
+
+        if beat_source(detection) == "detected":
+            segment = detected_segmenter(detection)
     frames, arrays, per_record, counts = [], [], {}, {}
     for name, records in sources.items():
         cfg = databases[name]
@@ -572,7 +587,7 @@ def segment_databases(
         p = SegmentationParams.from_dict(
             {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
         )
-        beats, windows, reports = _segment_each(renamed, p)
+        beats, windows, reports = _segment_each(renamed, p, segment)
         clash = sorted(set(reports) & set(per_record))
         if clash:
             raise ValueError(

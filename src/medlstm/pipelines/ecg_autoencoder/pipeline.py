@@ -98,6 +98,7 @@ def _training() -> Pipeline:
                 "svdb": "ecg_svdb_records",
                 "ingestion": f"{P}.ingestion",
                 "databases": f"{P}.databases",
+                "detection": f"{P}.detection",
             },
             ["ecg_beats", "ecg_windows", "ecg_ingestion_report"],
             name="segment_records",
