@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,10 @@ import pandas as pd
 from scipy import ndimage, signal
 
 from medlstm.datasets.wfdb_records import WfdbRecord
+from medlstm.pipelines.ecg_autoencoder.sampling_rate import (
+    check_sampling_rates,
+    qrs_width_ms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +360,8 @@ def segment_beats(
     """
     counts = Counter() if counts is None else counts
     report: dict[str, Any] = {"source": record.source, "fs": record.fs, "lead": lead}
+    # At the declared rate: the evidence of a wrong one (`check_sampling_rates`).
+    report["qrs_width_ms"] = qrs_width_ms(record.signals[lead], beat_samples, record.fs)
     x, beat_samples = resample(
         record.signals[lead],
         np.asarray(beat_samples, np.int64),
@@ -481,6 +488,13 @@ def _segment_each(
         frames.append(beats)
         arrays.append(windows)
         per_record[rid] = report
+    suspects = check_sampling_rates(
+        {rid: records[rid].fs for rid in per_record},
+        {rid: report.get("qrs_width_ms") for rid, report in per_record.items()},
+        str(Path(records[min(records)].source).parent) if records else "",
+    )
+    for rid, why in suspects.items():
+        per_record[rid]["suspect_sampling_rate"] = why
     beats = pd.concat(frames, ignore_index=True) if frames else _empty_beats()
     if beats.empty:
         raise ValueError(
