@@ -73,11 +73,9 @@ def _end_active_runs() -> None:
         mlflow.end_run()
 
 
-@pytest.fixture
-def kedro_project(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[KedroProject]:
-    """An isolated project copy whose MLflow store is an SQLite file in tmp_path."""
+def make_kedro_project(tmp_path: Path) -> KedroProject:
+    """Copy the project into ``tmp_path/project``; its MLflow store is an SQLite file
+    there. The caller points MLFLOW_TRACKING_URI and the working folder at it."""
     root = tmp_path / "project"
     root.mkdir()
     # docs/experiments holds the DS2 score history the ECG summary reads.
@@ -110,8 +108,16 @@ def kedro_project(
     shared = PROJECT_ROOT.parent / "shared"
     if shared.exists() and not (tmp_path / "shared").exists():
         (tmp_path / "shared").symlink_to(shared)
-    project = KedroProject(root)
-    monkeypatch.chdir(root)
+    return KedroProject(root)
+
+
+@pytest.fixture
+def kedro_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KedroProject]:
+    """An isolated project copy whose MLflow store is an SQLite file in tmp_path."""
+    project = make_kedro_project(tmp_path)
+    monkeypatch.chdir(project.root)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
     mlflow.set_tracking_uri(project.tracking_uri)
     yield project

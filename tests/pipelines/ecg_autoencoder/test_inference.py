@@ -9,13 +9,10 @@ from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
-    example_input,
-    load_record,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
 from tests.pipelines.ecg_autoencoder.conftest import make_record
-from tests.pipelines.ecg_autoencoder.test_wfdb_excerpt import EXCERPT
 
 
 @pytest.fixture
@@ -56,15 +53,3 @@ def test_classify_beats_matches_direct_prediction(segmented, params):
     assert out["predicted"].tolist() == direct["predicted"].tolist()
     with pytest.raises(ValueError, match="no window columns"):
         classify_beats(model, table[["record", "sample"]], params["features"], mapping)
-
-
-def test_example_input_takes_test_beats_only(segmented, params):
-    beats, windows = segmented
-    beats["split"] = ["train"] * 3 + ["test"] * (len(beats) - 3)
-    table = example_input(beats, windows, params["features"], 2)
-    assert table["sample"].tolist() == beats["sample"].tolist()[3:5]
-
-
-def test_load_record_reads_one_record_by_path():
-    records = load_record(str(EXCERPT / "100"))
-    assert list(records) == ["100"]

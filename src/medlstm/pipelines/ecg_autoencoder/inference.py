@@ -1,8 +1,8 @@
-"""Inference: classify every beat of a WFDB record, also as an MLflow pyfunc model.
+"""Inference: the classifier's input table and the classification of its beats.
 
 The classifier's input is a table with one row per beat: ``record``, ``sample``, the
-RR columns and the window samples ``w000 .. w{T-1}``, the format the pyfunc model
-logged by ``kedro run --pipeline=ecg_autoencoder`` takes.
+RR columns and the window samples ``w000 .. w{T-1}``. Recordings become beats in
+`medlstm.pipelines.ecg_autoencoder.recording`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,9 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
 
 WINDOW_PREFIX = "w"
-
-
-def load_record(path: str, annotation: str = "atr") -> dict[str, WfdbRecord]:
-    """Read the record at ``path`` (``.hea`` file or path without extension)."""
-    record = read_wfdb_record(path, annotation)
-    return {record.record_id: record}
 
 
 def classifier_input(
@@ -38,18 +31,6 @@ def classifier_input(
         x, columns=[f"{WINDOW_PREFIX}{i:0{max(width, 3)}d}" for i in range(x.shape[1])]
     )
     return pd.concat([table, samples], axis=1)
-
-
-def example_input(
-    beats: pd.DataFrame,
-    windows: dict[str, np.ndarray],
-    features: dict[str, Any],
-    n_beats: int,
-) -> pd.DataFrame:
-    """The first ``n_beats`` test beats in classifier-input form (the pyfunc's example)."""
-    rows = np.flatnonzero(beats["split"].to_numpy() == "test")[:n_beats]
-    part = {k: v[rows] for k, v in windows.items()}
-    return classifier_input(beats.iloc[rows], part, features)
 
 
 def classify_beats(

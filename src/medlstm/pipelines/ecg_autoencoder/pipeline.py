@@ -5,8 +5,10 @@ training (``kedro run --pipeline=ecg_autoencoder``):
     predictions -> metrics, figures, summary; the inference part is logged to MLflow
     as one pyfunc model (kedro-mlflow ``pipeline_ml_factory``).
 inference (``kedro run --pipeline=ecg_autoencoder_inference``):
-    the record at ``ecg_autoencoder.inference.record_path`` -> beats -> CSV of
-    classes, probabilities and reconstruction errors.
+    the recording at ``ecg_autoencoder.inference.record_path`` (WFDB, EDF or CSV) ->
+    detected (or annotated) beats -> CSV of classes, probabilities and
+    reconstruction errors, a summary (beats per class, heart rate, ectopic burden)
+    and an ECG strip. The pyfunc model runs the same chain on a table of samples.
 """
 
 from __future__ import annotations
@@ -20,13 +22,8 @@ from kedro_mlflow.pipeline import pipeline_ml_factory
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
-    example_input,
-    load_record,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    segment_databases,
-    segment_records,
-)
+from medlstm.pipelines.ecg_autoencoder.ingestion import segment_databases
 from medlstm.pipelines.ecg_autoencoder.linear import (
     predict_test_linear,
     predict_val_linear,
@@ -38,6 +35,18 @@ from medlstm.pipelines.ecg_autoencoder.modelling import (
     predict_val,
     train_autoencoder,
     train_cnn,
+)
+from medlstm.pipelines.ecg_autoencoder.recording import (
+    example_signal,
+    load_recording,
+    segment_detected,
+    segment_recording,
+    signal_record,
+)
+from medlstm.pipelines.ecg_autoencoder.recording_report import (
+    beat_table,
+    recording_summary,
+    strip_figure,
 )
 from medlstm.pipelines.ecg_autoencoder.reporting import (
     anomaly_detection,
@@ -260,10 +269,10 @@ def _training() -> Pipeline:
             name="test_sets_figure",
         ),
         node(
-            example_input,
-            [*inputs, FEATURES, f"{P}.inference.example_beats"],
-            "ecg_beats_to_classify",
-            name="example_classifier_input",
+            example_signal,
+            ["ecg_raw_records", f"{P}.ingestion", f"{P}.detection", f"{P}.inference"],
+            "ecg_signal_to_classify",
+            name="example_signal",
         ),
     ]
     linear = [
@@ -307,34 +316,97 @@ def _training() -> Pipeline:
     return Pipeline(ingestion + autoencoder + cnn + linear + validation + reports)
 
 
+def _classified_beats(prefix: str, output: str) -> list:
+    """Segmented beats (``<prefix>_beats``, ``_windows``, ``_ingestion_report``) ->
+    the per-beat table ``output``; shared by the record and the pyfunc inference."""
+    return [
+        node(
+            classifier_input,
+            [f"{prefix}_beats", f"{prefix}_windows", FEATURES],
+            f"{prefix}_table",
+            name=f"{prefix}_classifier_input",
+        ),
+        _classify_node(f"{prefix}_table", f"{prefix}_classified", f"{prefix}_classify"),
+        node(
+            beat_table,
+            [f"{prefix}_classified", f"{prefix}_beats", f"{prefix}_ingestion_report"],
+            output,
+            name=f"{prefix}_beat_table",
+        ),
+    ]
+
+
 def _record_inference() -> Pipeline:
+    segmented = [
+        "ecg_inference_beats",
+        "ecg_inference_windows",
+        "ecg_inference_ingestion_report",
+    ]
     return Pipeline(
         [
             node(
-                load_record,
-                [f"{P}.inference.record_path", f"{P}.inference.annotation"],
+                load_recording,
+                [f"{P}.inference.record_path", f"{P}.inference"],
                 "ecg_inference_record",
                 name="load_inference_record",
             ),
             node(
-                segment_records,
-                ["ecg_inference_record", f"{P}.ingestion"],
+                segment_recording,
                 [
-                    "ecg_inference_beats",
-                    "ecg_inference_windows",
-                    "ecg_inference_ingestion_report",
+                    "ecg_inference_record",
+                    f"{P}.ingestion",
+                    f"{P}.detection",
+                    f"{P}.inference",
                 ],
+                segmented,
                 name="segment_inference_record",
             ),
+            *_classified_beats("ecg_inference", "ecg_inference_predictions"),
             node(
-                classifier_input,
-                ["ecg_inference_beats", "ecg_inference_windows", FEATURES],
-                "ecg_inference_table",
-                name="inference_classifier_input",
+                recording_summary,
+                ["ecg_inference_predictions", "ecg_inference_ingestion_report", LABELS],
+                ["ecg_inference_summary", "ecg_inference_summary_md"],
+                name="inference_summary",
             ),
-            _classify_node(
-                "ecg_inference_table", "ecg_inference_predictions", "classify_record"
+            node(
+                strip_figure,
+                [
+                    "ecg_inference_record",
+                    "ecg_inference_predictions",
+                    "ecg_inference_ingestion_report",
+                ],
+                "ecg_inference_strip",
+                name="inference_strip",
             ),
+        ]
+    )
+
+
+def _pyfunc_inference() -> Pipeline:
+    """The served model: a table of samples (``signal``, ``fs``) -> per-beat table."""
+    return Pipeline(
+        [
+            node(
+                signal_record,
+                ["ecg_signal_to_classify", f"{P}.ingestion"],
+                "ecg_pyfunc_record",
+                name="pyfunc_signal_record",
+            ),
+            node(
+                segment_detected,
+                [
+                    "ecg_pyfunc_record",
+                    f"{P}.ingestion",
+                    f"{P}.detection",
+                ],
+                [
+                    "ecg_pyfunc_beats",
+                    "ecg_pyfunc_windows",
+                    "ecg_pyfunc_ingestion_report",
+                ],
+                name="pyfunc_segment",
+            ),
+            *_classified_beats("ecg_pyfunc", "ecg_pyfunc_predictions"),
         ]
     )
 
@@ -354,14 +426,8 @@ def create_pipeline(variant: str = "training") -> Pipeline:
         return _record_inference()
     return pipeline_ml_factory(
         training=_training(),
-        inference=Pipeline(
-            [
-                _classify_node(
-                    "ecg_beats_to_classify", "ecg_pyfunc_predictions", "classify_beats"
-                )
-            ]
-        ),
-        input_name="ecg_beats_to_classify",
+        inference=_pyfunc_inference(),
+        input_name="ecg_signal_to_classify",
         log_model_kwargs={
             "name": "ecg_autoencoder_pyfunc",
             "signature": "auto",
