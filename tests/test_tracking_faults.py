@@ -204,3 +204,14 @@ def test_a_killed_run_is_marked_killed_by_the_next_one_which_names_it(
     )
     latest = kedro_project.runs(SMALL_PIPELINE)[0]
     assert "medlstm.after_killed_run" not in latest.data.tags
+
+
+def test_a_run_stopped_by_the_preflight_checks_is_stored_failed(kedro_project):
+    """kedro-mlflow opens the run before the checks run; it must not stay RUNNING or
+    end FINISHED."""
+    with pytest.raises(ValueError, match="did you mean"):
+        kedro_project.run_pipeline(
+            SMALL_PIPELINE, params={"lstm_forecast.trainng.lr": 1}
+        )
+    (run,) = kedro_project.runs(SMALL_PIPELINE)
+    assert run.info.status == "FAILED"

@@ -535,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         help="where to log (default: the server the run was on)",
     )
     args = parser.parse_args(argv)
+    for name, value in RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # a server still down fails in seconds
     try:
         result = upload(args.folder, args.tracking_uri)
     except (FileNotFoundError, RuntimeError, ConnectionError) as error:
