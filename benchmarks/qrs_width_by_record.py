@@ -25,6 +25,7 @@ import yaml
 
 from medlstm.core.machine import machine_line
 from medlstm.datasets.wfdb_records import read_wfdb_record
+from medlstm.pipelines.ecg_autoencoder.ingestion import SegmentationParams
 from medlstm.pipelines.ecg_autoencoder.sampling_rate import qrs_width_ms
 
 FALSIFIED = 250 / 360  # a 360 Hz record whose header says 250 Hz
@@ -39,7 +40,8 @@ def main() -> None:
     params = yaml.safe_load(
         (ROOT / "conf" / "base" / "parameters_ecg_autoencoder.yml").read_text()
     )["ecg_autoencoder"]
-    beat_symbols = set(params["ingestion"]["label_mapping"])
+    # The symbols the pipeline labels as beats (rhythm and noise annotations are not).
+    beat_symbols = list(SegmentationParams.from_dict(params["ingestion"]).lookup)
     widths: dict[str, list[float]] = {}
     print("database record lead fs beats bpm bpm_falsified qrs_ms qrs_ms_falsified")
     for database, cfg in params["databases"].items():
@@ -50,7 +52,7 @@ def main() -> None:
             record = read_wfdb_record(folder / hea.stem)
             lead = next((lead for lead in cfg["leads"] if lead in record.signals), None)
             lead = lead or next(iter(record.signals))
-            beats = record.ann_samples[np.isin(record.ann_symbols, list(beat_symbols))]
+            beats = record.ann_samples[np.isin(record.ann_symbols, beat_symbols)]
             width = qrs_width_ms(record.signals[lead], beats, record.fs)
             bpm = 60.0 / (np.diff(beats).mean() / record.fs)
             widths[database].append(width)
