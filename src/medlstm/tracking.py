@@ -29,6 +29,7 @@ import functools
 import hashlib
 import logging
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -242,7 +243,13 @@ class RunPageHook:
         if path is None or any(layer in path.parts for layer in OUTPUT_LAYERS):
             return
         if isinstance(data, pd.DataFrame):
-            dataset = mlflow.data.from_pandas(data, source=str(path), name=name)
+            with warnings.catch_warnings():
+                # A hint for model signatures (integer columns and missing values);
+                # a dataset's schema is a record, not a contract.
+                warnings.filterwarnings(
+                    "ignore", "Hint: Inferred schema contains integer"
+                )
+                dataset = mlflow.data.from_pandas(data, source=str(path), name=name)
         elif name in self._free_inputs and path.exists():
             from mlflow.data.meta_dataset import MetaDataset
 
