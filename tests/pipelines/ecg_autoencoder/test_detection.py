@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.detection import (
@@ -300,3 +304,60 @@ def test_scoring_reference_positions_is_plain_accuracy():
         score_detected_beats(
             detected.assign(predicted="X"), reference, ["N", "V"], 360.0
         )
+
+
+# --- benchmark of the classifiers on detected beats -----------------------------------
+
+
+@pytest.mark.slow
+def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(tmp_path):
+    from medlstm.core.persistence import save_model
+    from medlstm.models.cnn1d import CNN1DClassifier
+    from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+
+    root = Path(__file__).parents[3]
+    shutil.copytree(
+        root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local")
+    )
+    (tmp_path / "conf" / "local").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "01_raw").symlink_to(root / "data" / "01_raw")
+    models = tmp_path / "data" / "06_models"
+    models.mkdir()
+    torch.manual_seed(0)
+    save_model(
+        LSTMAutoencoderClassifier(
+            n_rr_features=4, hidden_size=8, num_layers=1, latent_size=4, head_hidden=4
+        ),
+        models / "ecg_lstm_autoencoder.pt",
+    )
+    save_model(
+        CNN1DClassifier(n_rr_features=4, channels=[4], head_hidden=4),
+        models / "ecg_cnn1d.pt",
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(root / "benchmarks" / "bench_detected_beats.py"),
+            "--env=base",
+            f"--root={tmp_path}",
+            "--records=100,208",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("machine")
+    rows = [
+        line.split() for line in lines if line.split()[:1] in (["autoencoder"], ["cnn"])
+    ]
+    assert [r[:2] for r in rows] == [
+        ["autoencoder", "reference"],
+        ["autoencoder", "detected"],
+        ["cnn", "reference"],
+        ["cnn", "detected"],
+    ]
+    assert all(0 <= float(r[2]) <= 100 for r in rows)

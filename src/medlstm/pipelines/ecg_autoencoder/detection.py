@@ -38,19 +38,13 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
 logger = logging.getLogger(__name__)
 
 WHERE = "ecg_autoencoder.detection"
-METHODS = ("gqrs", "xqrs", "sleepecg", "neurokit", "pantompkins1985")
+METHODS = ("gqrs", "xqrs", "sleepecg")
 BEAT_SOURCES = ("reference", "detected")
 EC57_TOLERANCE_S = 0.150
 # Where each detector puts its mark relative to the reference R peak (median over
 # MIT-BIH records 100 105 119 200 203 208 213 221 233, first 5 min): gqrs marks
 # ~36 ms before it, near QRS onset; refinement searches around the corrected point.
-FIDUCIAL_OFFSET_S = {
-    "gqrs": -0.036,
-    "xqrs": 0.0,
-    "sleepecg": 0.0,
-    "neurokit": 0.0,
-    "pantompkins1985": 0.044,
-}
+FIDUCIAL_OFFSET_S = {"gqrs": -0.036, "xqrs": 0.0, "sleepecg": 0.0}
 
 
 @dataclass(frozen=True)
@@ -189,16 +183,16 @@ def _run_detector(x: np.ndarray, fs: float, method: str) -> np.ndarray:
         xqrs = XQRS(sig=x, fs=fs)
         xqrs.detect(verbose=False)
         found = xqrs.qrs_inds
-    elif method == "sleepecg":
-        import sleepecg
+    else:
+        try:
+            import sleepecg
+        except ImportError as err:
+            raise ValueError(
+                f"Parameter '{WHERE}.method' is sleepecg, which is not installed "
+                "(pip install -e '.[dev]' installs it)."
+            ) from err
 
         found = sleepecg.detect_heartbeats(x, fs)
-    else:
-        import neurokit2 as nk
-
-        cleaned = nk.ecg_clean(x, sampling_rate=fs, method=method)
-        _, info = nk.ecg_peaks(cleaned, sampling_rate=fs, method=method)
-        found = info["ECG_R_Peaks"]
     return np.unique(np.asarray(found, dtype=np.int64))
 
 
