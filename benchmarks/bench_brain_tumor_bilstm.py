@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from medlstm.core.machine import machine_line
+from medlstm.core.threads import limit_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = "brain_tumor_bilstm"
@@ -168,7 +169,7 @@ def bench_throughput(batches: int) -> None:
         if bf16 and not bf16_runs:
             print(f"{threads} thread(s), bf16 autocast: not measured, {why}")
             continue
-        torch.set_num_threads(threads)
+        limit_threads(threads)
         torch.manual_seed(0)
         model = BrainBiLSTM()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)

@@ -25,6 +25,7 @@ from kedro.framework.startup import bootstrap_project
 from kedro.io import DataCatalog
 
 from medlstm.core.machine import machine_line
+from medlstm.core.threads import limit_threads
 from medlstm.pipelines.lstm_forecast.baselines import forecast_baselines
 from medlstm.pipelines.lstm_forecast.ingestion import build_tachograms
 from medlstm.pipelines.lstm_forecast.modelling import forecast_lstm, train_forecaster
@@ -50,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     # One thread: a 50-unit LSTM gains little from two, and on a shared machine two
     # spinning OpenMP threads were measured 40x slower per batch than one.
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     print(machine_line(), flush=True)
 
     # Config and one catalog entry only: the benchmark needs no other pipeline's code.

@@ -23,9 +23,9 @@ import time
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from medlstm.core.machine import machine_line
+from medlstm.core.threads import limit_threads
 from medlstm.scratch import LSTMModel, mse_loss
 
 
@@ -89,7 +89,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
     print(machine_line(), flush=True)  # noqa: T201
     print(  # noqa: T201
         f"batch {args.batch}, length {args.length}, features {args.features}, "
@@ -97,16 +97,15 @@ def main() -> None:
         f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}\n"
         f"{'dtype':>8} {'hidden':>6} {'numpy ms':>9} {'torch ms':>9} {'numpy/torch':>11}"
     )
-    with threadpool_limits(limits=args.threads):
-        for dtype in args.dtype:
-            for hidden in args.hidden:
-                t_np, t_torch = bench(
-                    hidden, args.batch, args.length, args.features, dtype, args.repeats
-                )
-                print(  # noqa: T201
-                    f"{dtype:>8} {hidden:>6} {t_np * 1e3:9.2f} {t_torch * 1e3:9.2f} "
-                    f"{t_np / t_torch:11.2f}"
-                )
+    for dtype in args.dtype:
+        for hidden in args.hidden:
+            t_np, t_torch = bench(
+                hidden, args.batch, args.length, args.features, dtype, args.repeats
+            )
+            print(  # noqa: T201
+                f"{dtype:>8} {hidden:>6} {t_np * 1e3:9.2f} {t_torch * 1e3:9.2f} "
+                f"{t_np / t_torch:11.2f}"
+            )
 
 
 if __name__ == "__main__":

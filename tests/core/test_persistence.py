@@ -63,3 +63,15 @@ def test_unknown_architecture_and_missing_file(tmp_path):
         load_model(tmp_path / "nothing.pt")
     with pytest.raises(TypeError, match="not registered"):
         save_model(torch.nn.Linear(2, 2), tmp_path / "linear.pt")
+
+
+def test_pip_requirements_pin_the_installed_versions_once_each():
+    from importlib.metadata import version
+
+    from medlstm.core.persistence import PYFUNC_BASE_REQUIREMENTS, pip_requirements
+
+    pins = pip_requirements("pillow", "torch")
+    names = [pin.split("==")[0] for pin in pins]
+    assert names == [*PYFUNC_BASE_REQUIREMENTS, "pillow"]  # torch listed once
+    assert f"torch=={version('torch')}" in pins
+    assert f"pillow=={version('pillow')}" in pins

@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
+from medlstm.core.reporting import markdown_table  # noqa: E402
+
 
 def classification_metrics(
     y_true: Sequence[int],
@@ -259,16 +261,14 @@ def _best_epoch(history: Sequence[dict[str, float]]) -> int | None:
 
 def metrics_table_markdown(metrics: dict[str, Any], digits: int = 3) -> str:
     """Per-class table (Se = recall, +P = precision) followed by the overall figures."""
-    lines = [
-        "| class | Se (recall) | +P (precision) | specificity | F1 | support |",
-        "|---|---:|---:|---:|---:|---:|",
+    header = ["class", "Se (recall)", "+P (precision)", "specificity", "F1", "support"]
+    rows = [
+        [name]
+        + [f"{m[k]:.{digits}f}" for k in ("recall", "precision", "specificity", "f1")]
+        + [m["support"]]
+        for name, m in metrics["per_class"].items()
     ]
-    for name, m in metrics["per_class"].items():
-        lines.append(
-            f"| {name} | {m['recall']:.{digits}f} | {m['precision']:.{digits}f} | "
-            f"{m['specificity']:.{digits}f} | {m['f1']:.{digits}f} | {m['support']} |"
-        )
-    lines.append("")
+    lines = [markdown_table(rows, header), ""]
     overall = [
         f"accuracy **{metrics['accuracy']:.{digits}f}**",
         f"macro F1 **{metrics['macro_f1']:.{digits}f}**",
@@ -284,13 +284,11 @@ def metrics_table_markdown(metrics: dict[str, Any], digits: int = 3) -> str:
 def confusion_matrix_markdown(metrics: dict[str, Any]) -> str:
     """The confusion matrix as a Markdown table of counts (rows true, columns predicted)."""
     names = metrics["class_names"]
-    lines = [
-        "| true \\ predicted | " + " | ".join(names) + " |",
-        "|---|" + "---:|" * len(names),
+    rows = [
+        [f"**{name}**", *row]
+        for name, row in zip(names, metrics["confusion_matrix"], strict=True)
     ]
-    for name, row in zip(names, metrics["confusion_matrix"], strict=True):
-        lines.append(f"| **{name}** | " + " | ".join(str(v) for v in row) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows, ["true \\ predicted", *names])
 
 
 def markdown_report(title: str, sections: Sequence[tuple[str, str]]) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +112,24 @@ def load_model(path: str | Path) -> nn.Module:
     model = build_model(bundle["architecture"], bundle["config"])
     model.load_state_dict(bundle["state_dict"])
     return model.eval()
+
+
+# What every logged pyfunc model of medlstm imports when it serves, besides the medlstm
+# code it ships with: its inference pipeline runs through kedro and kedro-mlflow.
+PYFUNC_BASE_REQUIREMENTS = (
+    "torch",
+    "kedro",
+    "kedro-datasets",
+    "kedro-mlflow",
+    "mlflow",
+    "numpy",
+    "pandas",
+)
+
+
+def pip_requirements(*extra: str) -> list[str]:
+    """pip requirements of a logged pyfunc model: `PYFUNC_BASE_REQUIREMENTS` and the
+    ``extra`` distributions its inference pipeline needs, each pinned to the version
+    installed here, the one the model was trained and tested with."""
+    names = dict.fromkeys((*PYFUNC_BASE_REQUIREMENTS, *extra))
+    return [f"{name}=={version(name)}" for name in names]

@@ -13,7 +13,6 @@ MSE) pass ``batch_loss(model, batch) -> StepOutput``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
@@ -22,7 +21,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,6 +39,7 @@ from tqdm.auto import tqdm
 
 from medlstm.core.precision import CHOICES as PRECISIONS
 from medlstm.core.precision import autocast, resolve_precision
+from medlstm.core.threads import thread_limits
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class TrainingParams:
                 raise ValueError(
                     f"Parameter '{where}.{key}' must be > 0, got {getattr(self, key)}."
                 )
+        if self.num_threads is not None and self.num_threads <= 0:
+            raise ValueError(
+                f"Parameter '{where}.num_threads' must be > 0 or null, "
+                f"got {self.num_threads}."
+            )
         if self.monitor_max_samples is not None and self.monitor_max_samples <= 0:
             raise ValueError(
                 f"Parameter '{where}.monitor_max_samples' must be > 0 or null, "
@@ -371,20 +376,6 @@ def _as_float32(out: StepOutput) -> StepOutput:
     return StepOutput(out.loss.float(), logits, out.targets)
 
 
-@contextlib.contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Run the block with ``count`` torch threads (None: leave torch's choice), and
-    give the caller its own setting back afterwards, also after an error."""
-    before = torch.get_num_threads()
-    if count:
-        # Fewer threads than cores can be faster on a shared machine.
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _fingerprint_hash(
     model: nn.Module, params: TrainingParams, sizes: tuple[int, int], extra: Any
 ) -> str:
@@ -470,7 +461,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     Returns:
         `TrainingResult` with the best weights loaded into ``model``.
     """
-    with torch_threads(params.num_threads):
+    with thread_limits(params.num_threads):
         if len(train_set) == 0 or len(val_set) == 0:
             raise ValueError(
                 f"Training needs non-empty train and validation sets, got {len(train_set)} and "
@@ -694,3 +685,32 @@ def predict(
     return [
         torch.cat([c[i] for c in chunks]).cpu().numpy() for i in range(len(chunks[0]))
     ]
+
+
+def class_probabilities(
+    model: nn.Module,
+    inputs: Dataset | np.ndarray,
+    batch_size: int = 256,
+    device: str = "auto",
+    forward: Callable[[nn.Module, list[torch.Tensor]], torch.Tensor] | None = None,
+) -> np.ndarray:
+    """Softmax over the classes of the model's logits, (N, n_classes), in input order.
+
+    ``inputs``: an array of inputs (cast to float32), or a dataset whose items start
+    with the input (a target after it is ignored). ``forward(model, batch) -> logits``
+    defaults to ``model(batch[0])``, as in `predict`.
+    """
+    forward = forward or (lambda m, batch: m(batch[0]))
+    if not isinstance(inputs, Dataset):
+        array = np.ascontiguousarray(inputs, dtype=np.float32)
+        inputs = TensorDataset(torch.from_numpy(array))
+    if len(inputs) == 0:
+        raise ValueError("class_probabilities needs at least one input.")
+    (probabilities,) = predict(
+        model,
+        inputs,
+        batch_size=batch_size,
+        device=device,
+        forward=lambda m, batch: torch.softmax(forward(m, batch), dim=1),
+    )
+    return probabilities

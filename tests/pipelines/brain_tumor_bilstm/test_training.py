@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from medlstm.models.brain_bilstm import BrainBiLSTM
+from medlstm.pipelines.brain_tumor_bilstm import training as training_module
 from medlstm.pipelines.brain_tumor_bilstm.training import (
     SliceDataset,
     augment_batch,
     check_augmentation,
-    checkpoint_path,
     train_classifier,
 )
 from tests.conftest import requires_bf16
@@ -109,16 +109,49 @@ def test_training_node_returns_best_model_history_and_summary(tmp_path, params):
     assert 0 < summary["seconds_to_best_epoch"] <= summary["seconds_total"]
     assert summary["torch_threads"] == params["training"]["num_threads"] == 1
     assert torch.get_num_threads() == before  # restored for the nodes after training
-    assert summary["best_checkpoint"].startswith(str(tmp_path / "ckpt-"))
+    assert summary["best_checkpoint"] == str(tmp_path / "ckpt.best.pt")
     assert Path(summary["best_checkpoint"]).exists()
 
 
-def test_checkpoint_name_depends_on_settings_the_core_does_not_fingerprint():
-    a = checkpoint_path("data/ckpt.pt", {"zoom": 0.1})
-    assert a == checkpoint_path("data/ckpt.pt", {"zoom": 0.1})
-    assert a != checkpoint_path("data/ckpt.pt", {"zoom": 0.2})
-    assert a.parent == Path("data") and a.suffix == ".pt"
-    assert checkpoint_path(None, {}) is None
+def test_checkpoint_resumes_only_the_same_model_and_augmentation(
+    tmp_path, params, monkeypatch
+):
+    """Settings the core cannot see (dropout, augmentation) are in the fingerprint."""
+    images, subsets = _toy_subsets(4)  # one training batch per epoch
+    checkpoint = tmp_path / "ckpt.pt"
+    training = params["training"] | {"epochs": 2, "show_progress": False}
+    runtime = {"checkpoint_path": str(checkpoint)}
+
+    def killed_in_epoch_2(augmentation, model):
+        drawn = []
+
+        def augment(batch, settings):
+            drawn.append(1)
+            if len(drawn) == 2:
+                raise RuntimeError("killed")
+            return augment_batch(batch, settings)
+
+        with monkeypatch.context() as patch:
+            patch.setattr(training_module, "augment_batch", augment)
+            with pytest.raises(RuntimeError, match="killed"):
+                train_classifier(
+                    images, subsets, params["data"], model, training,
+                    augmentation, runtime,
+                )  # fmt: skip
+        assert checkpoint.exists()
+
+    for augmentation, model, resumes in (
+        (params["augmentation"] | {"zoom": 0.2}, SMALL_MODEL, False),
+        (params["augmentation"], SMALL_MODEL | {"dropout_head": 0.1}, False),
+        (params["augmentation"], SMALL_MODEL, True),
+    ):
+        killed_in_epoch_2(augmentation, model)
+        *_, summary = train_classifier(
+            images, subsets, params["data"], SMALL_MODEL, training,
+            params["augmentation"], runtime,
+        )  # fmt: skip
+        assert summary["resumed_from_epoch"] == (1 if resumes else 0)
+        assert summary["epochs_run"] == 2 and not checkpoint.exists()
 
 
 def test_training_rejects_unknown_training_keys(params):

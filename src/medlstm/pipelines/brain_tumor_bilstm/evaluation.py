@@ -9,7 +9,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 from torch import nn
 
@@ -22,25 +21,13 @@ from medlstm.core.evaluation import (
     summary_to_mlflow,
     training_curves_figure,
 )
+from medlstm.core.reporting import markdown_table
+from medlstm.core.training import class_probabilities
 
 TEST_SETS = {
     "published": "published Testing split",
     "deduplicated": "Testing without images that have a duplicate in Training",
 }
-
-
-@torch.no_grad()
-def class_probabilities(
-    model: nn.Module, images: np.ndarray, batch_size: int = 512
-) -> np.ndarray:
-    """Softmax outputs, (N, n_classes), for slices (N, S, S) in [0, 1], N >= 1."""
-    model.eval()
-    tensor = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
-    chunks = [
-        torch.softmax(model(tensor[i : i + batch_size]), dim=1)
-        for i in range(0, len(tensor), batch_size)
-    ]
-    return torch.cat(chunks).numpy()
 
 
 def predict_test_images(
@@ -53,7 +40,7 @@ def predict_test_images(
     belongs to the deduplicated test set."""
     mask = (assigned["subset"] == "test").to_numpy()
     classes = list(data_params["classes"])
-    probabilities = class_probabilities(model, images["images"][mask])
+    probabilities = class_probabilities(model, images["images"][mask], batch_size=512)
     rows = assigned.loc[
         mask,
         [
@@ -195,27 +182,24 @@ def accuracy_by_similarity(
 
 
 def _reference_table(metrics: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
-    lines = [
-        "| metric | original, as published | this run, published split | "
-        "this run, deduplicated split |",
-        "|---|---:|---:|---:|",
+    header = ["metric", "original, as published", "this run, published split"]
+    header.append("this run, deduplicated split")
+    rows = [
+        [key.replace("_", " ")]
+        + [f"{v:.4f}" for v in (reference[key], *(metrics[s][key] for s in TEST_SETS))]
+        for key in ("accuracy", "macro_f1", "weighted_f1")
     ]
-    rows = [(k, k.replace("_", " ")) for k in ("accuracy", "macro_f1", "weighted_f1")]
-    for key, label in rows:
-        lines.append(
-            f"| {label} | {reference[key]:.4f} | {metrics['published'][key]:.4f} | "
-            f"{metrics['deduplicated'][key]:.4f} |"
-        )
     for name, value in reference["f1_per_class"].items():
         ours = [
             metrics[s]["per_class"].get(name, {}).get("f1", float("nan"))
             for s in TEST_SETS
         ]
         support = metrics["deduplicated"]["per_class"].get(name, {}).get("support", 0)
-        lines.append(
-            f"| F1 {name} | {value:.3f} | {ours[0]:.3f} | {ours[1]:.3f} (n = {support}) |"
+        rows.append(
+            [f"F1 {name}", f"{value:.3f}", f"{ours[0]:.3f}"]
+            + [f"{ours[1]:.3f} (n = {support})"]
         )
-    return "\n".join(lines)
+    return markdown_table(rows, header)
 
 
 def _key_values(values: Mapping[str, Any]) -> str:
@@ -223,20 +207,22 @@ def _key_values(values: Mapping[str, Any]) -> str:
 
 
 def _audit_table(audit: Mapping[str, Any]) -> str:
-    lines = [
-        "| class | Training | in a duplicate group | Testing | with a Training duplicate "
-        "(exact / mirrored) | deduplicated Testing |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, c in audit["per_class"].items():
-        lines.append(
-            f"| {name} | {c['training_images']} | {c['training_in_duplicate_group']} | "
-            f"{c['testing_images']} | {c['testing_with_training_duplicate']} "
+    header = ["class", "Training", "in a duplicate group", "Testing"]
+    header += ["with a Training duplicate (exact / mirrored)", "deduplicated Testing"]
+    rows = [
+        [
+            name,
+            c["training_images"],
+            c["training_in_duplicate_group"],
+            c["testing_images"],
+            f"{c['testing_with_training_duplicate']} "
             f"({c['testing_exact_copy_of_training']} / "
-            f"{c['testing_mirrored_copy_of_training']}) | "
-            f"{c['deduplicated_testing_images']} |"
-        )
-    return "\n".join(lines)
+            f"{c['testing_mirrored_copy_of_training']})",
+            c["deduplicated_testing_images"],
+        ]
+        for name, c in audit["per_class"].items()
+    ]
+    return markdown_table(rows, header)
 
 
 def _configuration(
@@ -325,10 +311,4 @@ def build_report(
 
 
 def _frame_markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
-    lines = [header, "|" + "---:|" * len(frame.columns)]
-    lines += [
-        "| " + " | ".join(str(v) for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    return "\n".join(lines)
+    return markdown_table(frame, align="r" * len(frame.columns))

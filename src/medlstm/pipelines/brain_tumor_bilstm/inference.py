@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 from torch import nn
 
-from medlstm.pipelines.brain_tumor_bilstm.evaluation import class_probabilities
+from medlstm.core.training import class_probabilities
 from medlstm.pipelines.brain_tumor_bilstm.ingestion import (
     READ_ERRORS,
     ImageSkip,
@@ -53,7 +53,7 @@ def _classify(
     columns = [f"p_{name}" for name in classes]
     if not arrays:
         return pd.DataFrame(columns=["predicted_class", *columns])
-    probabilities = class_probabilities(model, np.stack(arrays))
+    probabilities = class_probabilities(model, np.stack(arrays), batch_size=512)
     frame = pd.DataFrame(probabilities.round(5), columns=columns)
     frame.insert(
         0, "predicted_class", [classes[i] for i in probabilities.argmax(axis=1)]

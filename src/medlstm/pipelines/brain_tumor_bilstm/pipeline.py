@@ -12,6 +12,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
 
 import medlstm
+from medlstm.core.persistence import pip_requirements
 from medlstm.pipelines.brain_tumor_bilstm.audit import audit_duplicates
 from medlstm.pipelines.brain_tumor_bilstm.evaluation import (
     accuracy_by_similarity,
@@ -194,13 +195,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             "signature": ModelSignature(inputs=Schema([ColSpec("binary", "image")])),
             # The model loads medlstm (datasets, architecture) in the serving process.
             "code_paths": [str(Path(medlstm.__file__).parent)],
-            "pip_requirements": [
-                "torch==2.13.0",
-                "kedro~=1.7.0",
-                "kedro-datasets",
-                "kedro-mlflow==2.0.3",
-                "pillow",
-                "pandas",
-            ],
+            "pip_requirements": pip_requirements("pillow"),
         },
     )

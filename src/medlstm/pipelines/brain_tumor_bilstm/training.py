@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -141,16 +139,6 @@ def subset_arrays(
     return images["images"][mask], assigned["label"].to_numpy()[mask]
 
 
-def checkpoint_path(path: str | None, *settings: Mapping[str, Any]) -> Path | None:
-    """``path`` with a digest of the settings the training core does not fingerprint
-    (model, augmentation), so a checkpoint resumes only its own configuration."""
-    if not path:
-        return None
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
-    path = Path(path)
-    return path.with_name(f"{path.stem}-{digest[:8]}{path.suffix}")
-
-
 def train_classifier(
     images: Mapping[str, np.ndarray],
     assigned: pd.DataFrame,
@@ -181,11 +169,8 @@ def train_classifier(
         n_classes=len(data_params["classes"]),
         **model_params,
     )
-    checkpoint = checkpoint_path(
-        runtime_params.get("checkpoint_path"),
-        dict(model_params),
-        augmentation,
-    )
+    path = runtime_params.get("checkpoint_path")
+    checkpoint = Path(path) if path else None
     result = fit(
         model,
         SliceDataset(train_x, train_y, augmentation),
@@ -194,6 +179,7 @@ def train_classifier(
         n_classes=len(data_params["classes"]),
         # An interrupted run resumes from here (same configuration and data only).
         checkpoint_path=checkpoint,
+        fingerprint_extra={"model": dict(model_params), "augmentation": augmentation},
     )
     seconds = [r["epoch_seconds"] for r in result.history]
     summary = {

@@ -10,6 +10,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from medlstm.core.evaluation import markdown_report, regression_metrics
+from medlstm.core.reporting import markdown_table
 from medlstm.pipelines.lstm_forecast.windowing import Windows
 
 MASE_DEFINITION = (
@@ -152,46 +153,39 @@ def plot_forecasts(predictions: pd.DataFrame, params: dict[str, Any]) -> Figure:
 def mae_table_markdown(table: pd.DataFrame, unit: str) -> str:
     """MAE as a Markdown table: one row per method, one column per horizon step."""
     steps = sorted(table["step"].unique())
-    lines = [
-        "| method | " + " | ".join(f"h={s}" for s in steps) + " |",
-        "|---|" + "---:|" * len(steps),
-    ]
+    rows = []
     for method, group in table.groupby("method", sort=False):
         values = group.set_index("step")
-        lines.append(
-            f"| {METHOD_LABELS.get(method, method)} | "
-            + " | ".join(f"{values.loc[s, 'mae']:.2f}" for s in steps)
-            + " |"
+        rows.append(
+            [METHOD_LABELS.get(method, method)]
+            + [f"{values.loc[s, 'mae']:.2f}" for s in steps]
         )
-    lines.append("")
-    lines.append(f"MAE in {unit}; lower is better.")
-    return "\n".join(lines)
+    header = ["method", *(f"h={s}" for s in steps)]
+    return f"{markdown_table(rows, header)}\n\nMAE in {unit}; lower is better."
 
 
 def step_table_markdown(table: pd.DataFrame, step: int) -> str:
     """MAE, RMSE and MASE of every method at one horizon step, as a Markdown table."""
-    lines = ["| method | MAE | RMSE | MASE |", "|---|---:|---:|---:|"]
-    for _, r in table[table["step"] == step].iterrows():
-        lines.append(
-            f"| {METHOD_LABELS.get(r['method'], r['method'])} | {r['mae']:.3f} | {r['rmse']:.3f} | {r['mase']:.3f} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [METHOD_LABELS.get(r["method"], r["method"])]
+        + [f"{r[k]:.3f}" for k in ("mae", "rmse", "mase")]
+        for _, r in table[table["step"] == step].iterrows()
+    ]
+    return markdown_table(rows, ["method", "MAE", "RMSE", "MASE"])
 
 
 def per_series_markdown(predictions: pd.DataFrame, step: int = 1) -> str:
     """MAE of every method per test series at one step; the best of each row in bold."""
     methods = [m for m in METHOD_LABELS if m in predictions.columns]
     rows = predictions[predictions["step"] == step]
-    lines = [
-        "| series | windows | " + " | ".join(METHOD_LABELS[m] for m in methods) + " |",
-        "|---|---:|" + "---:|" * len(methods),
-    ]
+    table = []
     for sid, group in rows.groupby("series_id", sort=True):
         mae = {m: float((group[m] - group["truth"]).abs().mean()) for m in methods}
         best = min(mae, key=mae.get)
         cells = [f"**{v:.2f}**" if m == best else f"{v:.2f}" for m, v in mae.items()]
-        lines.append(f"| {sid} | {len(group)} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        table.append([sid, len(group), *cells])
+    header = ["series", "windows", *(METHOD_LABELS[m] for m in methods)]
+    return markdown_table(table, header)
 
 
 def verdict(table: pd.DataFrame) -> str:

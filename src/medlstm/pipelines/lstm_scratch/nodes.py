@@ -22,17 +22,17 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.ticker import MaxNLocator
-from threadpoolctl import threadpool_limits
 from torch.utils.data import TensorDataset
 
 from medlstm.core import evaluation
+from medlstm.core.reporting import markdown_table
+from medlstm.core.threads import thread_limits
 from medlstm.core.training import (
     StepOutput,
     TrainingParams,
     fit,
     predict,
     seed_everything,
-    torch_threads,
 )
 from medlstm.models.lstm_twin import TorchTwinLSTM
 from medlstm.scratch import LSTMModel, TrainConfig, train
@@ -325,7 +325,7 @@ def _numpy_model(arrays: TaskArrays, model_params: dict[str, Any]) -> LSTMModel:
 def _threads(count: int) -> Iterator[None]:
     """Limit BLAS (NumPy) and torch to ``count`` threads, restoring both afterwards."""
     _count(count, "lstm_scratch.compute.threads")
-    with torch_threads(count), threadpool_limits(limits=count):
+    with thread_limits(count):
         yield
 
 
@@ -596,10 +596,8 @@ def _fmt(value: Any) -> str:
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table, first column left-aligned, the others right-aligned."""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A Markdown table of `_fmt` cells."""
+    return markdown_table([[_fmt(v) for v in row] for row in rows], header)
 
 
 def _verdict(name: str, value: float, ok: bool) -> str:

@@ -25,8 +25,8 @@ from medlstm.core.evaluation import (
 )
 from medlstm.core.training import (
     TrainingParams,
+    class_probabilities,
     fit,
-    predict,
     seed_everything,
 )
 from medlstm.models.cnn3d_lstm import CNN3DLSTM
@@ -216,12 +216,7 @@ def hgg_probability(
     network: nn.Module, x: np.ndarray, batch_size: int = 8
 ) -> np.ndarray:
     """P(HGG) for volumes (N, M, D, H, W), in eval mode: shape (N,)."""
-    (probabilities,) = predict(
-        network,
-        TensorDataset(torch.from_numpy(np.ascontiguousarray(x))),
-        batch_size=batch_size,
-        forward=lambda m, batch: torch.softmax(m(batch[0]), dim=1),
-    )
+    probabilities = class_probabilities(network, x, batch_size=batch_size)
     return probabilities[:, GRADE_NAMES.index("HGG")]
 
 

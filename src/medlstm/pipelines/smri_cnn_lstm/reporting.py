@@ -10,6 +10,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from medlstm.core.reporting import markdown_table
 from medlstm.pipelines.smri_cnn_lstm.modelling import SUMMARY_METRICS
 
 
@@ -141,19 +142,20 @@ def summary_markdown(
         "Mean ± sample standard deviation over folds; HGG is the positive class "
         "(sensitivity = HGG recall, specificity = LGG recall).",
         "",
-        "| model | parameters | accuracy | ROC-AUC | sensitivity | specificity "
-        "| pooled accuracy | pooled ROC-AUC |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    header = ["model", "parameters", "accuracy", "ROC-AUC", "sensitivity"]
+    header += ["specificity", "pooled accuracy", "pooled ROC-AUC"]
+    rows = []
     for cv in cvs:
         pooled = cv["pooled"]
         auc = f"{pooled['roc_auc']:.3f}" if "roc_auc" in pooled else "n/a"
-        lines.append(
-            f"| {cv['label']} | {cv['n_parameters']:,} | "
-            + " | ".join(_cell(cv["summary"], name) for name in SUMMARY_METRICS)
-            + f" | {pooled['accuracy']:.3f} | {auc} |"
+        rows.append(
+            [cv["label"], f"{cv['n_parameters']:,}"]
+            + [_cell(cv["summary"], name) for name in SUMMARY_METRICS]
+            + [f"{pooled['accuracy']:.3f}", auc]
         )
     lines += [
+        markdown_table(rows, header),
         "",
         "Pooled: all out-of-fold test predictions together. Best epochs per fold: "
         + "; ".join(
