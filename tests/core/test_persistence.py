@@ -75,3 +75,50 @@ def test_pip_requirements_pin_the_installed_versions_once_each():
     assert names == [*PYFUNC_BASE_REQUIREMENTS, "pillow"]  # torch listed once
     assert f"torch=={version('torch')}" in pins
     assert f"pillow=={version('pillow')}" in pins
+
+
+def test_models_register_themselves_and_the_core_names_none(tmp_path):
+    from medlstm.core import persistence
+    from medlstm.models.lstm_twin import TorchTwinLSTM
+
+    assert "medlstm.models." not in Path(persistence.__file__).read_text()
+
+    torch.manual_seed(0)
+    path = tmp_path / "twin.pt"
+    save_model(TorchTwinLSTM(input_size=2, hidden_size=3, output_size=1), path)
+
+    def fresh(code: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    # Importing the package registers every architecture, with no list to keep.
+    listed = fresh(
+        "import medlstm.models; from medlstm.core.persistence import _ARCHITECTURES; "
+        "print(' '.join(sorted(_ARCHITECTURES)))"
+    )
+    assert listed.stdout.split() == [
+        "brain_bilstm",
+        "cnn1d",
+        "cnn3d_lstm",
+        "ecg_lstm_autoencoder",
+        "ecg_lstm_autoencoder_ensemble",
+        "lstm_forecaster",
+        "lstm_scratch_twin",
+    ], listed.stderr
+    # The catalog's dataset registers every model; the bare core knows none.
+    by_dataset = fresh(
+        "from medlstm.datasets.torch_model import TorchModelDataset; "
+        f"print(type(TorchModelDataset(filepath={str(path)!r}).load()).__name__)"
+    )
+    assert by_dataset.stdout.strip() == "TorchTwinLSTM", by_dataset.stderr
+    bare = fresh(
+        f"from medlstm.core.persistence import load_model; load_model({str(path)!r})"
+    )
+    assert bare.returncode != 0
+    assert "Unknown architecture 'lstm_scratch_twin'" in bare.stderr
+    assert "import medlstm.models" in bare.stderr

@@ -3,13 +3,15 @@
 A saved model is ``{"architecture": name, "config": {...}, "state_dict": {...}}``
 written by ``torch.save`` and read back with ``torch.load(weights_only=True)``,
 which only accepts tensors and plain containers. The architecture name selects a
-class from a registry filled by `register_architecture`; the class is rebuilt
-from its JSON-able config and the weights are loaded into it.
+class from a registry that each model module fills itself with the
+`register_architecture` decorator; the class is rebuilt from its JSON-able config
+and the weights are loaded into it. The core names no model: importing
+``medlstm.models`` (as `medlstm.datasets.TorchModelDataset` does) registers every
+architecture of the project.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Callable
 from importlib.metadata import version
@@ -20,17 +22,6 @@ import torch
 from torch import nn
 
 _ARCHITECTURES: dict[str, type[nn.Module]] = {}
-
-# Modules that define architectures; imported on demand so that loading a model in a
-# fresh process needs nothing but this module.
-_ARCHITECTURE_MODULES = (
-    "medlstm.models.ecg_autoencoder",
-    "medlstm.models.cnn1d",
-    "medlstm.models.brain_bilstm",
-    "medlstm.models.cnn3d_lstm",
-    "medlstm.models.forecaster",
-    "medlstm.models.lstm_twin",
-)
 
 
 def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
@@ -48,22 +39,13 @@ def register_architecture(name: str) -> Callable[[type[nn.Module]], type[nn.Modu
     return decorate
 
 
-def _import_architectures() -> None:
-    for module in _ARCHITECTURE_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name != module:  # a real import error inside an existing module
-                raise
-
-
 def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
     """Instantiate a registered architecture from its config."""
     if architecture not in _ARCHITECTURES:
-        _import_architectures()
-    if architecture not in _ARCHITECTURES:
         raise KeyError(
-            f"Unknown architecture {architecture!r}; registered: {sorted(_ARCHITECTURES)}."
+            f"Unknown architecture {architecture!r}; registered: {sorted(_ARCHITECTURES)}. "
+            "Import the module that defines it first (`import medlstm.models` "
+            "registers all of medlstm's)."
         )
     return _ARCHITECTURES[architecture](**config)
 

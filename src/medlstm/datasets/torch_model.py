@@ -10,6 +10,7 @@ from kedro.io import AbstractVersionedDataset, Version
 from kedro.io.core import get_filepath_str, get_protocol_and_path
 from torch import nn
 
+import medlstm.models  # noqa: F401 - registers every architecture a file may name
 from medlstm.core.persistence import load_model, save_model
 
 
