@@ -37,10 +37,10 @@ class TestWiring:
     def test_sources_share_everything_downstream(self):
         mitdb, csv = create_pipeline(), create_pipeline(source="csv")
         assert {n.name for n in mitdb.nodes} - {n.name for n in csv.nodes} == {
-            "build_tachograms"
+            "lstm_forecast.ingestion.build_tachograms"
         }
         assert {n.name for n in csv.nodes} - {n.name for n in mitdb.nodes} == {
-            "csv_to_series"
+            "lstm_forecast.ingestion.csv_to_series"
         }
         assert mitdb.inputs() - csv.inputs() >= {"forecast_mitdb_records"}
         assert mitdb.outputs() == csv.outputs()

@@ -21,6 +21,15 @@ from medlstm.pipelines.lstm_forecast.windowing import (
 SOURCES = ("mitdb", "csv")
 
 
+def _group(name: str, nodes: list) -> Pipeline:
+    """Nodes in the namespace ``lstm_forecast.<name>`` (a collapsible group in kedro
+    viz, node names ``lstm_forecast.<name>.<node>``); dataset and parameter names
+    stay as they are."""
+    return Pipeline(
+        nodes, namespace=f"lstm_forecast.{name}", prefix_datasets_with_namespace=False
+    )
+
+
 def create_pipeline(source: str = "mitdb") -> Pipeline:
     """The forecasting pipeline fed by MIT-BIH tachograms (``mitdb``) or a user CSV (``csv``).
 
@@ -45,85 +54,94 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
             ["forecast_series", "forecast_ingestion_report"],
             name="csv_to_series",
         )
+    ingestion = [
+        ingest,
+        node(
+            split_series,
+            ["forecast_series", f"params:lstm_forecast.{source}.split"],
+            ["forecast_split", "forecast_split_summary"],
+            name="split_series",
+        ),
+        node(fit_scaler, "forecast_split", "forecast_scaler", name="fit_scaler"),
+        node(
+            make_windows,
+            ["forecast_split", "params:lstm_forecast.windowing"],
+            "forecast_windows",
+            name="make_windows",
+        ),
+    ]
+    training = [
+        node(
+            train_forecaster,
+            [
+                "forecast_windows",
+                "forecast_scaler",
+                "params:lstm_forecast.model",
+                "params:lstm_forecast.forecast",
+                "params:lstm_forecast.training",
+            ],
+            [
+                "forecast_model",
+                "forecast_training_history",
+                "forecast_training_curves",
+                "forecast_training_summary",
+            ],
+            name="train_forecaster",
+        ),
+    ]
+    evaluation = [
+        node(
+            forecast_lstm,
+            ["forecast_model", "forecast_windows", "forecast_scaler"],
+            "forecast_lstm_test_forecast",
+            name="forecast_lstm",
+        ),
+        node(
+            forecast_baselines,
+            ["forecast_windows", "params:lstm_forecast.forecast"],
+            "forecast_baseline_test_forecasts",
+            name="forecast_baselines",
+        ),
+        node(
+            evaluate_forecasts,
+            [
+                "forecast_windows",
+                "forecast_lstm_test_forecast",
+                "forecast_baseline_test_forecasts",
+                "forecast_split",
+            ],
+            [
+                "forecast_metrics_table",
+                "forecast_test_metrics",
+                "forecast_test_predictions",
+            ],
+            name="evaluate_forecasts",
+        ),
+        node(
+            plot_forecasts,
+            ["forecast_test_predictions", "params:lstm_forecast.report"],
+            "forecast_plot",
+            name="plot_forecasts",
+        ),
+        node(
+            write_report,
+            [
+                "forecast_metrics_table",
+                "forecast_test_predictions",
+                "forecast_ingestion_report",
+                "forecast_split_summary",
+                "forecast_training_summary",
+                "forecast_scaler",
+            ],
+            "forecast_report",
+            name="write_report",
+        ),
+    ]
     return Pipeline(
         [
-            ingest,
-            node(
-                split_series,
-                ["forecast_series", f"params:lstm_forecast.{source}.split"],
-                ["forecast_split", "forecast_split_summary"],
-                name="split_series",
-            ),
-            node(fit_scaler, "forecast_split", "forecast_scaler", name="fit_scaler"),
-            node(
-                make_windows,
-                ["forecast_split", "params:lstm_forecast.windowing"],
-                "forecast_windows",
-                name="make_windows",
-            ),
-            node(
-                train_forecaster,
-                [
-                    "forecast_windows",
-                    "forecast_scaler",
-                    "params:lstm_forecast.model",
-                    "params:lstm_forecast.forecast",
-                    "params:lstm_forecast.training",
-                ],
-                [
-                    "forecast_model",
-                    "forecast_training_history",
-                    "forecast_training_curves",
-                    "forecast_training_summary",
-                ],
-                name="train_forecaster",
-            ),
-            node(
-                forecast_lstm,
-                ["forecast_model", "forecast_windows", "forecast_scaler"],
-                "forecast_lstm_test_forecast",
-                name="forecast_lstm",
-            ),
-            node(
-                forecast_baselines,
-                ["forecast_windows", "params:lstm_forecast.forecast"],
-                "forecast_baseline_test_forecasts",
-                name="forecast_baselines",
-            ),
-            node(
-                evaluate_forecasts,
-                [
-                    "forecast_windows",
-                    "forecast_lstm_test_forecast",
-                    "forecast_baseline_test_forecasts",
-                    "forecast_split",
-                ],
-                [
-                    "forecast_metrics_table",
-                    "forecast_test_metrics",
-                    "forecast_test_predictions",
-                ],
-                name="evaluate_forecasts",
-            ),
-            node(
-                plot_forecasts,
-                ["forecast_test_predictions", "params:lstm_forecast.report"],
-                "forecast_plot",
-                name="plot_forecasts",
-            ),
-            node(
-                write_report,
-                [
-                    "forecast_metrics_table",
-                    "forecast_test_predictions",
-                    "forecast_ingestion_report",
-                    "forecast_split_summary",
-                    "forecast_training_summary",
-                    "forecast_scaler",
-                ],
-                "forecast_report",
-                name="write_report",
-            ),
+            _group("ingestion", ingestion),
+            _group("training", training),
+            _group("evaluation", evaluation),
         ],
         tags="lstm_forecast",
     )

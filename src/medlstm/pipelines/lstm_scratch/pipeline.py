@@ -23,6 +23,15 @@ TASKS = ("regression", "classification")
 TRAINERS = {"numpy": train_numpy, "torch": train_torch}
 
 
+def _group(name: str, nodes: list) -> Pipeline:
+    """Nodes in the namespace ``lstm_scratch.<name>`` (a collapsible group in kedro
+    viz, node names ``lstm_scratch.<name>.<node>``); dataset and parameter names stay
+    as they are."""
+    return Pipeline(
+        nodes, namespace=f"lstm_scratch.{name}", prefix_datasets_with_namespace=False
+    )
+
+
 def _training_nodes(task: str) -> list:
     """One training node per implementation, fed the same arrays and settings."""
     return [
@@ -48,85 +57,91 @@ def create_pipeline(**kwargs) -> Pipeline:
         for task in TASKS
         for backend in BACKENDS
     }
+    data = [
+        node(
+            make_arithmetic_sequences,
+            "params:lstm_scratch.regression.data",
+            "scratch_regression_sequences",
+            name="make_arithmetic_sequences",
+        ),
+        node(
+            regression_arrays,
+            "scratch_regression_sequences",
+            "scratch_regression_arrays",
+            name="regression_arrays",
+        ),
+        node(
+            make_pattern_sequences,
+            "params:lstm_scratch.classification.data",
+            "scratch_classification_sequences",
+            name="make_pattern_sequences",
+        ),
+        node(
+            classification_arrays,
+            [
+                "scratch_classification_sequences",
+                "params:lstm_scratch.classification.data",
+            ],
+            "scratch_classification_arrays",
+            name="classification_arrays",
+        ),
+    ]
+    training = [*_training_nodes("regression"), *_training_nodes("classification")]
+    evaluation = [
+        node(
+            evaluate_regression,
+            [
+                "scratch_regression_arrays",
+                "scratch_regression_sequences",
+                "scratch_regression_numpy_model",
+                "scratch_regression_torch_model",
+                "params:lstm_scratch.regression.examples",
+            ],
+            ["scratch_regression_predictions", "scratch_regression_metrics"],
+            name="evaluate_regression",
+        ),
+        node(
+            evaluate_classification,
+            [
+                "scratch_classification_arrays",
+                "scratch_classification_numpy_model",
+                "scratch_classification_torch_model",
+            ],
+            [
+                "scratch_classification_predictions",
+                "scratch_classification_metrics",
+            ],
+            name="evaluate_classification",
+        ),
+        node(
+            training_histories,
+            logs,
+            "scratch_training_histories",
+            name="training_histories",
+        ),
+        node(
+            learning_curves_figure,
+            logs,
+            "scratch_learning_curves",
+            name="learning_curves_figure",
+        ),
+        node(
+            write_report,
+            {
+                "regression": "scratch_regression_metrics",
+                "classification": "scratch_classification_metrics",
+                "targets": "params:lstm_scratch.targets",
+                **logs,
+            },
+            ["scratch_report", "scratch_summary_metrics"],
+            name="write_report",
+        ),
+    ]
     return Pipeline(
         [
-            node(
-                make_arithmetic_sequences,
-                "params:lstm_scratch.regression.data",
-                "scratch_regression_sequences",
-                name="make_arithmetic_sequences",
-            ),
-            node(
-                regression_arrays,
-                "scratch_regression_sequences",
-                "scratch_regression_arrays",
-                name="regression_arrays",
-            ),
-            node(
-                make_pattern_sequences,
-                "params:lstm_scratch.classification.data",
-                "scratch_classification_sequences",
-                name="make_pattern_sequences",
-            ),
-            node(
-                classification_arrays,
-                [
-                    "scratch_classification_sequences",
-                    "params:lstm_scratch.classification.data",
-                ],
-                "scratch_classification_arrays",
-                name="classification_arrays",
-            ),
-            *_training_nodes("regression"),
-            *_training_nodes("classification"),
-            node(
-                evaluate_regression,
-                [
-                    "scratch_regression_arrays",
-                    "scratch_regression_sequences",
-                    "scratch_regression_numpy_model",
-                    "scratch_regression_torch_model",
-                    "params:lstm_scratch.regression.examples",
-                ],
-                ["scratch_regression_predictions", "scratch_regression_metrics"],
-                name="evaluate_regression",
-            ),
-            node(
-                evaluate_classification,
-                [
-                    "scratch_classification_arrays",
-                    "scratch_classification_numpy_model",
-                    "scratch_classification_torch_model",
-                ],
-                [
-                    "scratch_classification_predictions",
-                    "scratch_classification_metrics",
-                ],
-                name="evaluate_classification",
-            ),
-            node(
-                training_histories,
-                logs,
-                "scratch_training_histories",
-                name="training_histories",
-            ),
-            node(
-                learning_curves_figure,
-                logs,
-                "scratch_learning_curves",
-                name="learning_curves_figure",
-            ),
-            node(
-                write_report,
-                {
-                    "regression": "scratch_regression_metrics",
-                    "classification": "scratch_classification_metrics",
-                    "targets": "params:lstm_scratch.targets",
-                    **logs,
-                },
-                ["scratch_report", "scratch_summary_metrics"],
-                name="write_report",
-            ),
+            _group("data", data),
+            _group("training", training),
+            _group("evaluation", evaluation),
         ],
         tags="lstm_scratch",
     )

@@ -1,0 +1,41 @@
+"""Kedro namespaces group each pipeline's nodes (collapsible in kedro viz) without
+renaming a dataset or a parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+from medlstm.pipelines.lstm_forecast.pipeline import (
+    create_pipeline as forecast_pipeline,
+)
+from medlstm.pipelines.lstm_scratch.pipeline import create_pipeline as scratch_pipeline
+
+GROUPED = {
+    "lstm_forecast": (forecast_pipeline, ("ingestion", "training", "evaluation")),
+    "lstm_forecast_csv": (
+        lambda: forecast_pipeline(source="csv"),
+        ("ingestion", "training", "evaluation"),
+    ),
+    "lstm_scratch": (scratch_pipeline, ("data", "training", "evaluation")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GROUPED))
+def test_nodes_are_grouped_and_datasets_keep_their_names(name):
+    create, groups = GROUPED[name]
+    pipeline = create()
+    package = name.removesuffix("_csv")
+    namespaces = {n.namespace for n in pipeline.nodes}
+    assert namespaces == {f"{package}.{g}" for g in groups}
+    for n in pipeline.nodes:
+        assert n.name == f"{n.namespace}.{n.name.rsplit('.', 1)[-1]}"
+    datasets = pipeline.datasets()
+    assert not [d for d in datasets if d.startswith(f"{package}.")]
+    params = [d for d in datasets if d.startswith("params:")]
+    assert params and all(p.startswith(f"params:{package}.") for p in params)
+    # The groups read top to bottom: training needs only the first group's outputs.
+    training = pipeline.only_nodes_with_namespaces([f"{package}.training"])
+    produced = pipeline.only_nodes_with_namespaces([f"{package}.{groups[0]}"])
+    assert {i for i in training.inputs() if not i.startswith("params:")} <= set(
+        produced.outputs()
+    )
