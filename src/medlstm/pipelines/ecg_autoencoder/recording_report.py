@@ -210,6 +210,7 @@ def strip_figure(
         squeeze=False,
     )
     row_s = 60.0 / STRIP_ROWS_PER_MINUTE
+    legend = {}
     for panel, minute in enumerate(minutes):
         n_ectopic = int(
             (np.isin(classes, ECTOPIC_CLASSES) & (times // 60 == minute)).sum()
@@ -227,7 +228,7 @@ def strip_figure(
             shown = (times >= start) & (times < start + row_s)
             for name in np.unique(classes[shown]):
                 at = shown & (classes == name)
-                ax.scatter(
+                legend[name] = ax.scatter(
                     times[at],
                     np.full(int(at.sum()), 0.9),
                     transform=ax.get_xaxis_transform(),
@@ -241,8 +242,15 @@ def strip_figure(
             ax.tick_params(labelsize=7)
             if r == 0:
                 ax.set_title(title, fontsize=9, loc="left")
-            if shown.any():
-                ax.legend(loc="upper right", fontsize=7, ncol=6, framealpha=0.7)
     axes[-1, 0].set_xlabel("time (s)")
-    fig.tight_layout()
+    # One legend above the rows, where it hides no beat.
+    fig.legend(
+        list(legend.values()),
+        list(legend),
+        loc="upper right",
+        ncol=max(len(legend), 1),
+        fontsize=8,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))
     return fig
