@@ -184,8 +184,10 @@ class Chromium:
     def goto(self, url: str, until_text: list[str], seconds: float = 60) -> None:
         """Load ``url`` and wait until the page shows every one of ``until_text``."""
         self.page("Page.navigate", url=url)
+        # Lower case: innerText follows CSS text-transform (upper-case labels).
         probe = " && ".join(
-            f"document.body.innerText.includes({json.dumps(t)})" for t in until_text
+            f"document.body.innerText.toLowerCase().includes({json.dumps(t.lower())})"
+            for t in until_text
         )
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:

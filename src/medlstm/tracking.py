@@ -95,6 +95,16 @@ def run_name(pipeline: str, env: str | None, started: datetime) -> str:
     return f"{pipeline} · {env or 'base'} · {started:%Y-%m-%d %H:%M}"
 
 
+def run_page_url(server: str, experiment_id: str, run_id: str) -> str:
+    """The run's page in the MLflow UI, in the model-training view: MLflow 3.17 picks
+    the view from ``workflowType`` (or the browser's last choice), not from the
+    experiment's kind tag."""
+    return (
+        f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        "?workflowType=machine_learning"
+    )
+
+
 def describe_path(catalog: DataCatalog, name: str) -> Path | None:
     """The file or folder a catalog dataset reads and writes, or None (memory,
     metrics, anything without a path)."""
@@ -276,7 +286,25 @@ class RunPageHook:
             return
         self._describe(pipeline, catalog)
         self._register_models(pipeline, catalog)
+        self._announce()
         self._run_id = None
+
+    @_survive("name the run page")
+    def _announce(self) -> None:
+        import mlflow
+
+        run = mlflow.MlflowClient().get_run(self._run_id)
+        uri = mlflow.get_tracking_uri()
+        on_server = uri.startswith(("http://", "https://"))
+        logger.info(
+            "MLflow run page%s: %s",
+            "" if on_server else " (once `make mlflow-ui` serves this store)",
+            run_page_url(
+                uri if on_server else "http://127.0.0.1:5000",
+                run.info.experiment_id,
+                self._run_id,
+            ),
+        )
 
     @_survive("set the run's description from the summary report")
     def _describe(self, pipeline: Pipeline, catalog: DataCatalog) -> None:
