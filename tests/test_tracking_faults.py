@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from medlstm.tracking_outbox import RETRY_DEFAULTS
 from tests.test_project import (
     BIN,
     SMALL_PIPELINE,
@@ -48,7 +49,8 @@ def _start_server(start, store: Path, port: int):
         cwd=store,
         env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
-    _wait_for(f"http://127.0.0.1:{port}/health", proc, 120)
+    # A loaded machine takes minutes to create the store's tables.
+    _wait_for(f"http://127.0.0.1:{port}/health", proc, 400)
     return proc
 
 
@@ -85,7 +87,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
             "--pipeline",
             SMALL_PIPELINE,
             "--params",
-            "lstm_forecast.training.epochs=2",
+            "lstm_forecast.training.epochs=2,lstm_forecast.model.hidden_size=8",
         ],
         cwd=kedro_project.root,
         env={**WIDE, "MLFLOW_TRACKING_URI": url},
@@ -93,9 +95,8 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     _wait_in_log(run, "Completed 1 out of", 300)
     os.killpg(server.pid, signal.SIGKILL)
     server.wait(timeout=30)
-    killed = time.monotonic()
-    assert run.wait(timeout=600) == 0, run.log_path.read_text()[-5000:]
-    after_kill = time.monotonic() - killed
+    # Minutes only on a machine loaded by other work; the bound that matters is below.
+    assert run.wait(timeout=1500) == 0, run.log_path.read_text()[-5000:]
     log = run.log_path.read_text()
 
     root = kedro_project.root
@@ -119,8 +120,11 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
         f"python -m medlstm.tracking_outbox upload data/09_tracking_outbox/{run_id}"
     )
     assert command in log and command in listed
-    # Bounded: seconds per failed request, then none (MLflow's defaults: minutes each).
-    assert after_kill < 240, f"the run took {after_kill:.0f} s after the kill"
+    # Bounded: one request's capped retries (seconds; MLflow's defaults wait minutes
+    # on every request), then no request waits on the dead server.
+    retries = log.count("Retrying (Retry(")
+    assert 0 < retries <= int(RETRY_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"])
+    assert "Retrying (Retry(" not in log.split("stopped answering")[1]
 
     # The same server comes back (same store, same port): upload into the same run.
     _start_server(server_process, store, port)
