@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import runpy
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -310,7 +310,9 @@ def test_scoring_reference_positions_is_plain_accuracy():
 
 
 @pytest.mark.slow
-def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(tmp_path):
+def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
+    tmp_path, monkeypatch, capsys
+):
     from medlstm.core.persistence import save_model
     from medlstm.models.cnn1d import CNN1DClassifier
     from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
@@ -335,21 +337,11 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(tmp_path):
         CNN1DClassifier(n_rr_features=4, channels=[4], head_hidden=4),
         models / "ecg_cnn1d.pt",
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(root / "benchmarks" / "bench_detected_beats.py"),
-            "--env=base",
-            f"--root={tmp_path}",
-            "--records=100,208",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
+    script = root / "benchmarks" / "bench_detected_beats.py"
+    argv = [str(script), "--env=base", f"--root={tmp_path}", "--records=100,208"]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("machine")
     rows = [
         line.split() for line in lines if line.split()[:1] in (["autoencoder"], ["cnn"])
