@@ -223,7 +223,7 @@ def test_forecast_runs_are_named_described_with_inputs_and_model_versions(
         client.search_model_versions("name='lstm_forecast.lstm'"),
         key=lambda v: int(v.version),
     )
-    assert [(v.version, v.run_id) for v in versions] == [
+    assert [(str(v.version), v.run_id) for v in versions] == [
         ("1", first.info.run_id),
         ("2", second.info.run_id),
     ]
@@ -323,5 +323,47 @@ def test_ecg_run_logs_its_tables_and_registers_every_model_and_the_pyfunc(
         experiment_ids=[run.info.experiment_id],
         filter_string=f"source_run_id = '{run.info.run_id}'",
     )
-    assert pyfunc.model_id == logged.model_id
+    assert pyfunc.source == f"models:/{logged.model_id}"
     assert pyfunc.tags, "the pyfunc version carries the test metrics of its models"
+
+
+def test_the_pyfunc_model_of_a_run_becomes_a_version_per_run(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from medlstm.tracking import RunPageHook
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    previous = mlflow.get_tracking_uri()
+    monkeypatch.chdir(tmp_path)  # the artifacts go to tmp_path/mlruns
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    try:
+        client = mlflow.MlflowClient()
+        mlflow.set_experiment("medlstm/demo")
+        for version in ("1", "2"):
+            with mlflow.start_run() as run:
+                mlflow.pyfunc.log_model(
+                    name="demo_pyfunc", python_model=Echo(), pip_requirements=[]
+                )
+            hook = RunPageHook()
+            hook._run_id, hook._pipeline_label = run.info.run_id, "demo"
+            pipeline = SimpleNamespace(log_model_kwargs={"name": "demo_pyfunc"})
+            hook._register_pyfunc(client, pipeline, {"m.test.accuracy": "0.75"})
+            (logged,) = client.search_logged_models(
+                experiment_ids=[run.info.experiment_id],
+                filter_string=f"source_run_id = '{run.info.run_id}'",
+            )
+            (registered,) = client.search_model_versions(
+                f"name='demo.pyfunc' and run_id='{run.info.run_id}'"
+            )
+            assert str(registered.version) == version
+            assert registered.source == f"models:/{logged.model_id}"
+            assert registered.tags == {"m.test.accuracy": "0.75"}
+    finally:
+        while mlflow.active_run():
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous)
