@@ -18,6 +18,7 @@ import argparse
 import base64
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -47,9 +48,15 @@ MLFLOW_UI_STORAGE = {
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free port below 49152: kedro viz refuses the ephemeral range above it."""
+    for port in random.sample(range(20000, 45000), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 20000-45000")
 
 
 def wait_for(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
