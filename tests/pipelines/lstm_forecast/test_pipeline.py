@@ -33,6 +33,20 @@ def _catalog(env: str) -> dict:
     )
 
 
+def _merged_parameters(env: str) -> dict:
+    """Parameters as a run in ``env`` sees them: conf/full soft-merged onto base."""
+    from kedro.config import OmegaConfigLoader
+
+    from medlstm.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        env="local" if env == "base" else env,
+        **CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
+
+
 class TestWiring:
     def test_sources_share_everything_downstream(self):
         mitdb, csv = create_pipeline(), create_pipeline(source="csv")
@@ -60,8 +74,7 @@ class TestWiring:
 
     @pytest.mark.parametrize("env", ["base", "full"])
     def test_parameters_cover_every_node_input(self, env):
-        path = PROJECT_ROOT / "conf" / env / "parameters_lstm_forecast.yml"
-        params = yaml.safe_load(path.read_text())
+        params = _merged_parameters(env)
         missing = []
         for source in ("mitdb", "csv"):
             for name in create_pipeline(source=source).inputs():

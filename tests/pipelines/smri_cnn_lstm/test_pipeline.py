@@ -39,6 +39,20 @@ FAST = {
 }
 
 
+def _merged_parameters(env: str) -> dict:
+    """Parameters as a run in ``env`` sees them: conf/full soft-merged onto base."""
+    from kedro.config import OmegaConfigLoader
+
+    from medlstm.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        env="local" if env == "base" else env,
+        **CONFIG_LOADER_ARGS,
+    )
+    return loader["parameters"]
+
+
 def _yaml(env: str, kind: str) -> dict:
     return yaml.safe_load(
         (PROJECT_ROOT / "conf" / env / f"{kind}_smri_cnn_lstm.yml").read_text()
@@ -65,7 +79,7 @@ class TestWiring:
 
     def test_every_parameter_input_exists_in_base_and_full(self):
         for env in ("base", "full"):
-            params = _yaml(env, "parameters")
+            params = _merged_parameters(env)
             for name in create_pipeline().inputs():
                 if name.startswith("params:"):
                     node = params
@@ -89,7 +103,7 @@ class TestWiring:
         full, base = _yaml("full", "catalog"), _yaml("base", "catalog")
         assert full["smri_cohort"]["type"].endswith("NiftiPatientsDataset")
         assert set(full) == {"smri_cohort"} and set(base) > set(full)
-        params = _yaml("full", "parameters")["smri_cnn_lstm"]
+        params = _merged_parameters("full")["smri_cnn_lstm"]
         assert (
             params["ingestion"]["size"] == [64, 64]
             and params["ingestion"]["depth"] == 32
