@@ -13,12 +13,12 @@ inference (``kedro run --pipeline=ecg_autoencoder_inference``):
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
 
 from kedro.pipeline import Pipeline, node
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
+from medlstm.core.persistence import pip_requirements
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
@@ -69,23 +69,9 @@ P = "params:ecg_autoencoder"
 FEATURES = f"{P}.features"
 LABELS = f"{P}.ingestion.label_mapping"
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # src/medlstm, shipped with the model
-PYFUNC_REQUIREMENTS = [
-    f"{name}=={version(name)}"
-    for name in (
-        "torch",
-        "kedro",
-        "kedro-datasets",
-        "kedro-mlflow",
-        "mlflow",
-        "numpy",
-        "pandas",
-        "pyarrow",
-        "scikit-learn",
-        "scipy",
-        "wfdb",
-        "matplotlib",
-    )
-]
+PYFUNC_REQUIREMENTS = pip_requirements(
+    "pyarrow", "scikit-learn", "scipy", "wfdb", "matplotlib"
+)
 VARIANTS = ("training", "inference")
 
 
