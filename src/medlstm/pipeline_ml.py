@@ -22,10 +22,11 @@ class SliceablePipelineML(PipelineML):
     """A ``PipelineML`` whose slices that do not train the model are plain pipelines."""
 
     @classmethod
-    def of(cls, pipeline: PipelineML) -> SliceablePipelineML:
-        """The same training, inference and model arguments, sliceable."""
+    def of(cls, pipeline: PipelineML, nodes: list | None = None) -> SliceablePipelineML:
+        """The same training, inference and model arguments, sliceable; ``nodes``
+        replaces the training nodes (a slice of them)."""
         return cls(
-            nodes=pipeline.nodes,
+            nodes=pipeline.nodes if nodes is None else nodes,
             inference=pipeline.inference,
             input_name=pipeline.input_name,
             kpm_kwargs=pipeline.kpm_kwargs,
@@ -50,13 +51,7 @@ class SliceablePipelineML(PipelineML):
                 ", ".join(sorted(missing)), self.log_model_kwargs.get("name"),
             )  # fmt: skip
             return Pipeline(pipeline.nodes)
-        return SliceablePipelineML(
-            nodes=pipeline.nodes,
-            inference=self.inference,
-            input_name=self.input_name,
-            kpm_kwargs=self.kpm_kwargs,
-            log_model_kwargs=self.log_model_kwargs,
-        )
+        return self.of(self, pipeline.nodes)
 
     # kedro-mlflow's versions return the unsliced training pipeline (only_nodes...)
     # or slice with the wrong method (to_outputs); these slice, then decide.
