@@ -56,6 +56,35 @@ def _get_json(url: str, payload: dict | None = None, timeout: float = 10.0) -> d
         return json.loads(response.read())
 
 
+def start_mlflow_server(
+    start, store: Path, port: int, wait_s: float
+) -> subprocess.Popen:
+    """A real `mlflow server` on 127.0.0.1:``port`` over an SQLite store in ``store``,
+    started with the ``server_process`` fixture's ``start``; returns once /health
+    answers."""
+    store.mkdir(exist_ok=True)
+    proc = start(
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{store / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(store / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=store,
+        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+    )
+    _wait_for(f"http://127.0.0.1:{port}/health", proc, wait_s)
+    return proc
+
+
 def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -147,27 +176,8 @@ def test_run_is_tracked_on_a_real_mlflow_server(
 ):
     port = _free_port()
     store = kedro_project.root / "server"
-    store.mkdir()
-    proc = server_process(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{store / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(store / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=store,
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
+    start_mlflow_server(server_process, store, port, wait_s=120)
     url = f"http://127.0.0.1:{port}"
-    _wait_for(f"{url}/health", proc, 120)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
     kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -19,39 +18,16 @@ from tests.test_project import (
     SMALL_PIPELINE,
     _free_port,
     _get_json,
-    _wait_for,
     server_process,  # noqa: F401 - a fixture
+    start_mlflow_server,
 )
 
 pytestmark = pytest.mark.slow
+# A loaded machine takes minutes to create a server store's tables.
+SERVER_START_S = 400
 
 # Rich wraps log lines at the terminal width; a subprocess has none.
 WIDE = {"COLUMNS": "400", "KEDRO_DISABLE_TELEMETRY": "1"}
-
-
-def _start_server(start, store: Path, port: int):
-    store.mkdir(exist_ok=True)
-    proc = start(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{store / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(store / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        cwd=store,
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-    )
-    # A loaded machine takes minutes to create the store's tables.
-    _wait_for(f"http://127.0.0.1:{port}/health", proc, 400)
-    return proc
 
 
 def _wait_in_log(proc, text: str, seconds: float) -> None:
@@ -79,7 +55,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     store = kedro_project.root / "server"
-    server = _start_server(server_process, store, port)
+    server = start_mlflow_server(server_process, store, port, wait_s=SERVER_START_S)
     run = server_process(
         [
             str(BIN / "kedro"),
@@ -127,7 +103,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     assert "Retrying (Retry(" not in log.split("stopped answering")[1]
 
     # The same server comes back (same store, same port): upload into the same run.
-    _start_server(server_process, store, port)
+    start_mlflow_server(server_process, store, port, wait_s=SERVER_START_S)
     (before,) = _runs(url, SMALL_PIPELINE)
     assert before["info"]["status"] == "RUNNING"  # the server died before the end
     upload = subprocess.run(
