@@ -5,6 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from medlstm.pipelines.brain_tumor_bilstm.pipeline import (
+    GROUPS as BRAIN_GROUPS,
+)
+from medlstm.pipelines.brain_tumor_bilstm.pipeline import (
+    create_inference_pipeline as brain_inference_pipeline,
+)
+from medlstm.pipelines.brain_tumor_bilstm.pipeline import (
+    create_training_pipeline as brain_pipeline,
+)
 from medlstm.pipelines.lstm_forecast.pipeline import (
     create_pipeline as forecast_pipeline,
 )
@@ -17,6 +26,7 @@ GROUPED = {
         ("ingestion", "training", "evaluation"),
     ),
     "lstm_scratch": (scratch_pipeline, ("data", "training", "evaluation")),
+    "brain_tumor_bilstm": (brain_pipeline, BRAIN_GROUPS),
 }
 
 
@@ -32,10 +42,21 @@ def test_nodes_are_grouped_and_datasets_keep_their_names(name):
     datasets = pipeline.datasets()
     assert not [d for d in datasets if d.startswith(f"{package}.")]
     params = [d for d in datasets if d.startswith("params:")]
-    assert params and all(p.startswith(f"params:{package}.") for p in params)
-    # The groups read top to bottom: training needs only the first group's outputs.
-    training = pipeline.only_nodes_with_namespaces([f"{package}.training"])
-    produced = pipeline.only_nodes_with_namespaces([f"{package}.{groups[0]}"])
-    assert {i for i in training.inputs() if not i.startswith("params:")} <= set(
-        produced.outputs()
+    # The package's own parameters, whole (brain's report reads them all) or a part.
+    assert params and all(
+        p == f"params:{package}" or p.startswith(f"params:{package}.") for p in params
     )
+    # The groups read top to bottom: training needs only the outputs of the groups
+    # before it (the first group, where it is second).
+    training = pipeline.only_nodes_with_namespaces([f"{package}.training"])
+    before = groups[: groups.index("training")]
+    produced = pipeline.only_nodes_with_namespaces([f"{package}.{g}" for g in before])
+    assert {i for i in training.inputs() if not i.startswith("params:")} <= set(
+        produced.all_outputs()
+    )
+
+
+def test_brain_pyfunc_inference_node_sits_in_the_inference_namespace():
+    (predict,) = brain_inference_pipeline().nodes
+    assert predict.name == "brain_tumor_bilstm.inference.predict_image_bytes"
+    assert "brain_pyfunc_input" in predict.inputs

@@ -56,7 +56,10 @@ def test_brain_ingestion_and_duplicate_audit_run_alone(kedro_project):
     _run(
         kedro_project,
         "brain_tumor_bilstm",
-        node_names=["ingest_brain_mri", "audit_brain_mri_duplicates"],
+        node_names=[
+            "brain_tumor_bilstm.ingestion.ingest_images",
+            "brain_tumor_bilstm.audit.audit_duplicates",
+        ],
     )
     (run,) = kedro_project.runs("brain_tumor_bilstm")
     assert run.info.status == "FINISHED"
@@ -68,7 +71,10 @@ def test_brain_ingestion_and_duplicate_audit_run_alone(kedro_project):
 
 TRAINING = {
     "ecg_autoencoder": ("segment_records", "train_autoencoder"),
-    "brain_tumor_bilstm": ("ingest_brain_mri", "train_brain_bilstm"),
+    "brain_tumor_bilstm": (
+        "brain_tumor_bilstm.ingestion.ingest_images",
+        "brain_tumor_bilstm.training.train_classifier",
+    ),
 }
 
 

@@ -11,12 +11,14 @@ from torch import nn
 
 from medlstm.pipelines.brain_tumor_bilstm.evaluation import (
     accuracy_by_similarity,
-    build_report,
-    confusion_figures,
     metrics_for_mlflow,
-    misclassified_grid,
     predict_test_images,
     score_test_sets,
+)
+from medlstm.pipelines.brain_tumor_bilstm.reporting import (
+    build_report,
+    confusion_figures,
+    misclassified_grid,
 )
 from tests.pipelines.brain_tumor_bilstm.factories import CLASSES
 
