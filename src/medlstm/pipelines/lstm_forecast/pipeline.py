@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
+from medlstm.core.wiring import group
 from medlstm.pipelines.lstm_forecast.baselines import forecast_baselines
 from medlstm.pipelines.lstm_forecast.ingestion import build_tachograms, csv_to_series
 from medlstm.pipelines.lstm_forecast.modelling import forecast_lstm, train_forecaster
@@ -19,15 +20,6 @@ from medlstm.pipelines.lstm_forecast.windowing import (
 )
 
 SOURCES = ("mitdb", "csv")
-
-
-def _group(name: str, nodes: list) -> Pipeline:
-    """Nodes in the namespace ``lstm_forecast.<name>`` (a collapsible group in kedro
-    viz, node names ``lstm_forecast.<name>.<node>``); dataset and parameter names
-    stay as they are."""
-    return Pipeline(
-        nodes, namespace=f"lstm_forecast.{name}", prefix_datasets_with_namespace=False
-    )
 
 
 def create_pipeline(source: str = "mitdb") -> Pipeline:
@@ -139,9 +131,9 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
     ]
     return Pipeline(
         [
-            _group("ingestion", ingestion),
-            _group("training", training),
-            _group("evaluation", evaluation),
+            group("lstm_forecast", "ingestion", ingestion),
+            group("lstm_forecast", "training", training),
+            group("lstm_forecast", "evaluation", evaluation),
         ],
         tags="lstm_forecast",
     )

@@ -4,32 +4,26 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node
 
-from medlstm.pipelines.lstm_scratch.nodes import (
-    BACKENDS,
+from medlstm.core.wiring import group
+from medlstm.pipelines.lstm_scratch.data import (
     classification_arrays,
-    evaluate_classification,
-    evaluate_regression,
-    learning_curves_figure,
     make_arithmetic_sequences,
     make_pattern_sequences,
     regression_arrays,
-    train_numpy,
-    train_torch,
+)
+from medlstm.pipelines.lstm_scratch.evaluation import (
+    evaluate_classification,
+    evaluate_regression,
+)
+from medlstm.pipelines.lstm_scratch.reporting import (
+    learning_curves_figure,
     training_histories,
     write_report,
 )
+from medlstm.pipelines.lstm_scratch.training import BACKENDS, train_numpy, train_torch
 
 TASKS = ("regression", "classification")
 TRAINERS = {"numpy": train_numpy, "torch": train_torch}
-
-
-def _group(name: str, nodes: list) -> Pipeline:
-    """Nodes in the namespace ``lstm_scratch.<name>`` (a collapsible group in kedro
-    viz, node names ``lstm_scratch.<name>.<node>``); dataset and parameter names stay
-    as they are."""
-    return Pipeline(
-        nodes, namespace=f"lstm_scratch.{name}", prefix_datasets_with_namespace=False
-    )
 
 
 def _training_nodes(task: str) -> list:
@@ -139,9 +133,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     ]
     return Pipeline(
         [
-            _group("data", data),
-            _group("training", training),
-            _group("evaluation", evaluation),
+            group("lstm_scratch", "data", data),
+            group("lstm_scratch", "training", training),
+            group("lstm_scratch", "evaluation", evaluation),
         ],
         tags="lstm_scratch",
     )
