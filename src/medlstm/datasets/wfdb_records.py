@@ -16,7 +16,9 @@ Example catalog entry::
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +162,41 @@ def read_wfdb_record(path: str | Path, annotation: str | None = "atr") -> WfdbRe
     )
 
 
+class LazyWfdbRecords(Mapping[str, WfdbRecord]):
+    """``{record_id: WfdbRecord}`` whose records are read from their files when
+    looked up, and not kept: a pass over many records holds one at a time, and a
+    worker process can read its own record (`loader`) instead of receiving it."""
+
+    def __init__(self, folder: Path, ids: list[str], annotation: str) -> None:
+        self._folder = folder
+        self._ids = list(ids)
+        self._known = set(ids)
+        self._annotation = annotation
+
+    def loader(self, record_id: str) -> Callable[[], WfdbRecord]:
+        """A picklable call that reads ``record_id`` (a KeyError if not listed)."""
+        if record_id not in self._known:
+            raise KeyError(record_id)
+        return partial(
+            read_wfdb_record, self._folder / f"{record_id}.hea", self._annotation
+        )
+
+    def __getitem__(self, record_id: str) -> WfdbRecord:
+        return self.loader(record_id)()
+
+    def __contains__(self, record_id: object) -> bool:
+        return record_id in self._known
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"LazyWfdbRecords({self._folder}, {len(self._ids)} records)"
+
+
 class WfdbRecordsDataset(AbstractDataset[None, dict[str, WfdbRecord]]):
     """A folder of WFDB records, loaded as ``{record_id: WfdbRecord}`` sorted by id.
 
@@ -171,6 +208,7 @@ class WfdbRecordsDataset(AbstractDataset[None, dict[str, WfdbRecord]]):
         path: str,
         records: list[str] | None = None,
         annotation: str = "atr",
+        lazy: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> None:
         """Create the dataset.
@@ -180,11 +218,14 @@ class WfdbRecordsDataset(AbstractDataset[None, dict[str, WfdbRecord]]):
             records: Record ids to read; ``None`` reads every ``*.hea`` in ``path``.
                 Integers (``[100, 101]`` in YAML) are taken as ids.
             annotation: Extension of the annotation files.
+            lazy: Load a `LazyWfdbRecords` (each record read when looked up) instead
+                of reading every record now.
             metadata: Free-form metadata, ignored by Kedro.
         """
         self._path = Path(path)
         self._records = None if records is None else sorted(str(r) for r in records)
         self._annotation = annotation
+        self._lazy = lazy
         self.metadata = metadata
 
     def _record_ids(self) -> list[str]:
@@ -199,8 +240,17 @@ class WfdbRecordsDataset(AbstractDataset[None, dict[str, WfdbRecord]]):
             )
         return ids
 
-    def load(self) -> dict[str, WfdbRecord]:
-        """Read every selected record; any unreadable record fails the load."""
+    def load(self) -> dict[str, WfdbRecord] | LazyWfdbRecords:
+        """Read every selected record (any unreadable record fails the load), or
+        with ``lazy`` list them, each read (and checked) when looked up."""
+        if self._lazy:
+            ids = self._record_ids()
+            missing = [r for r in ids if not (self._path / f"{r}.hea").is_file()]
+            if missing:
+                raise WfdbRecordError(
+                    f"{self._path / (missing[0] + '.hea')}: WFDB header not found."
+                )
+            return LazyWfdbRecords(self._path, ids, self._annotation)
         return {
             rid: read_wfdb_record(self._path / f"{rid}.hea", self._annotation)
             for rid in self._record_ids()
@@ -218,4 +268,5 @@ class WfdbRecordsDataset(AbstractDataset[None, dict[str, WfdbRecord]]):
             "path": str(self._path),
             "records": self._records,
             "annotation": self._annotation,
+            "lazy": self._lazy,
         }

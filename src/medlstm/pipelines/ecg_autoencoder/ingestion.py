@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
+from medlstm.core.parallel import ParallelParams, map_tasks
 from medlstm.datasets.wfdb_records import WfdbRecord
+from medlstm.datasets.window_shards import ShardedWindows, SpillFolder, write_shard
 from medlstm.pipelines.ecg_autoencoder.sampling_rate import (
     check_sampling_rates,
     qrs_width_ms,
@@ -33,6 +36,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_NON_BEAT_SYMBOLS = (
     "+", "~", "|", "x", "!", "[", "]", '"', "p", "t", "u", "`", "'", "^", "=", "@", "s", "T", "*", "D",
 )  # fmt: skip
+
+
+# Keys of the ingestion block about running the records (workers, window spill).
+RUN_KEYS = ("parallel", "spill_windows")
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,9 @@ class SegmentationParams:
     def from_dict(cls, values: dict[str, Any]) -> SegmentationParams:
         """Build from the YAML block; unknown keys are an error, not a silent no-op."""
         known = {f.name for f in cls.__dataclass_fields__.values() if f.init}
-        unknown = sorted(set(values) - known)
+        # How the records are run, not how one is cut: read by segment_databases.
+        values = {k: v for k, v in values.items() if k not in RUN_KEYS}
+        unknown = sorted(set(values) - known - set(RUN_KEYS))
         if unknown:
             raise ValueError(
                 f"Unknown parameter(s) {unknown} in 'ecg_autoencoder.ingestion'; "
@@ -473,34 +482,101 @@ def segment_records(
     return _outputs(*_segment_each(records, p, segment), p)
 
 
-def _segment_each(
-    records: dict[str, WfdbRecord],
+SegmentFn = Callable[
+    [WfdbRecord, SegmentationParams], tuple[pd.DataFrame, np.ndarray, dict]
+]
+
+
+@dataclass(frozen=True)
+class _RecordTask:
+    """One record's share of the ingestion, small enough to send to a worker."""
+
+    record_id: str
+    load: Callable[[], WfdbRecord]
+    p: SegmentationParams
+    segment: SegmentFn
+    shard: Path | None = None
+
+
+def _given(record: WfdbRecord) -> WfdbRecord:
+    return record
+
+
+def _record_task(
+    records: Mapping[str, WfdbRecord],
+    rid: str,
     p: SegmentationParams,
-    segment: Callable[
-        [WfdbRecord, SegmentationParams], tuple[pd.DataFrame, np.ndarray, dict]
-    ] = segment_record,
-) -> tuple[pd.DataFrame, np.ndarray, dict[str, dict[str, Any]]]:
+    segment: SegmentFn,
+    prefix: str = "",
+    shard: Path | None = None,
+) -> _RecordTask:
+    """The task of record ``rid``; a lazily read record is read where it runs."""
+    loader = getattr(records, "loader", None)
+    load = loader(rid) if loader is not None else partial(_given, records[rid])
+    return _RecordTask(f"{prefix}{rid}", load, p, segment, shard)
+
+
+def _run_record(task: _RecordTask) -> tuple[pd.DataFrame, np.ndarray | Path, dict]:
+    """Read, rename and cut one record; its windows go to ``task.shard`` if set
+    (the path is returned instead of the array)."""
+    record = task.load()
+    if record.record_id != task.record_id:
+        record = dataclasses.replace(record, record_id=task.record_id)
+    beats, windows, report = task.segment(record, task.p)
+    if task.shard is not None:
+        return beats, write_shard(task.shard, windows), report
+    return beats, windows, report
+
+
+def _segment_each(
+    records: Mapping[str, WfdbRecord],
+    p: SegmentationParams,
+    segment: SegmentFn = segment_record,
+    parallel: ParallelParams | None = None,
+    spill: SpillFolder | None = None,
+) -> tuple[pd.DataFrame, np.ndarray | ShardedWindows, dict[str, dict[str, Any]]]:
     """``segment`` (`segment_record` by default) of every record: beats, windows
-    (n, T), per-record reports."""
-    frames, arrays, per_record = [], [], {}
-    for rid in sorted(records):
-        beats, windows, report = segment(records[rid], p)
-        frames.append(beats)
-        arrays.append(windows)
-        per_record[rid] = report
+    (n, T), per-record reports. ``parallel`` runs the records on Dask workers;
+    ``spill`` writes each record's windows to a shard (windows: `ShardedWindows`)."""
+    ids = sorted(records)
+    tasks = [
+        _record_task(records, rid, p, segment, shard=_shard(spill, i))
+        for i, rid in enumerate(ids)
+    ]
+    results = map_tasks(_run_record, tasks, parallel or ParallelParams())
+    return _assemble([t.record_id for t in tasks], results, spill)
+
+
+def _shard(spill: SpillFolder | None, i: int) -> Path | None:
+    return None if spill is None else spill.shard(f"{i:06d}")
+
+
+def _assemble(
+    ids: list[str],
+    results: list[tuple[pd.DataFrame, np.ndarray | Path, dict]],
+    spill: SpillFolder | None = None,
+) -> tuple[pd.DataFrame, np.ndarray | ShardedWindows, dict[str, dict[str, Any]]]:
+    """One database's beat table, windows and per-record reports from its records'
+    results (in record order)."""
+    frames = [beats for beats, _, _ in results]
+    per_record = {rid: report for rid, (_, _, report) in zip(ids, results, strict=True)}
     suspects = check_sampling_rates(
-        {rid: records[rid].fs for rid in per_record},
+        {rid: report["fs"] for rid, report in per_record.items()},
         {rid: report.get("qrs_width_ms") for rid, report in per_record.items()},
-        str(Path(records[min(records)].source).parent) if records else "",
+        str(Path(per_record[ids[0]]["source"]).parent) if ids else "",
     )
     for rid, why in suspects.items():
         per_record[rid]["suspect_sampling_rate"] = why
     beats = pd.concat(frames, ignore_index=True) if frames else _empty_beats()
     if beats.empty:
         raise ValueError(
-            f"No beat was kept from {len(records)} record(s); see the warnings above."
+            f"No beat was kept from {len(ids)} record(s); see the warnings above."
         )
-    return beats, np.concatenate(arrays), per_record
+    if spill is not None:
+        windows = ShardedWindows([path for _, path, _ in results], _owner=spill)
+    else:
+        windows = np.concatenate([w for _, w, _ in results])
+    return beats, windows, per_record
 
 
 def _outputs(
@@ -542,6 +618,17 @@ def _outputs(
     return beats, arrays_out, report
 
 
+def _spill_folder(ingestion: dict[str, Any]) -> SpillFolder | None:
+    """A temporary shard folder when ``ingestion.spill_windows`` is on."""
+    spill = ingestion.get("spill_windows", False)
+    if not isinstance(spill, bool):
+        raise ValueError(
+            "Parameter 'ecg_autoencoder.ingestion.spill_windows' must be true or "
+            f"false, got {spill!r}."
+        )
+    return SpillFolder() if spill else None
+
+
 def segment_databases(
     mitdb: dict[str, WfdbRecord],
     svdb: dict[str, WfdbRecord],
@@ -555,9 +642,16 @@ def segment_databases(
     prefix that keeps ids unique across databases (``svdb_800``); records at another
     rate are resampled to ``ingestion.target_fs`` with their annotations.
 
+    Every record is one task: read (where it runs, for lazily loaded records), cut,
+    its features computed. ``ingestion.parallel`` runs the tasks in this process or
+    on Dask workers (`medlstm.core.parallel`), with the same result either way.
+
     Args:
-        mitdb, svdb: ``{record_id: WfdbRecord}`` of each database.
-        ingestion: The ``ecg_autoencoder.ingestion`` parameters.
+        mitdb, svdb: ``{record_id: WfdbRecord}`` of each database (a dict, or a
+            `LazyWfdbRecords` whose records are read one at a time).
+        ingestion: The ``ecg_autoencoder.ingestion`` parameters; ``parallel`` and
+            ``spill_windows`` (each record's windows written to a temporary shard
+            as soon as it is cut; the windows are then a `ShardedWindows`).
         databases: ``ecg_autoencoder.databases``: per database ``leads`` (names in
             order of preference) and ``record_prefix``.
         detection: ``ecg_autoencoder.detection``; with ``beats: detected`` the beats
@@ -586,7 +680,12 @@ def segment_databases(
 
         if beat_source(detection) == "detected":
             segment = detected_segmenter(detection)
-    frames, arrays, per_record, counts = [], [], {}, {}
+    parallel = ParallelParams.from_dict(
+        ingestion.get("parallel"), "ecg_autoencoder.ingestion.parallel"
+    )
+    spill = _spill_folder(ingestion)
+    # One task list over every database: one cluster start, all workers busy.
+    tasks, groups = [], []
     for name, records in sources.items():
         cfg = databases[name]
         if not cfg.get("leads"):
@@ -594,14 +693,20 @@ def segment_databases(
                 f"Parameter 'ecg_autoencoder.databases.{name}.leads' is empty."
             )
         prefix = str(cfg.get("record_prefix") or "")
-        renamed = {
-            f"{prefix}{rid}": dataclasses.replace(record, record_id=f"{prefix}{rid}")
-            for rid, record in records.items()
-        }
         p = SegmentationParams.from_dict(
             {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
         )
-        beats, windows, reports = _segment_each(renamed, p, segment)
+        start = len(tasks)
+        tasks += [
+            _record_task(records, rid, p, segment, prefix, _shard(spill, start + i))
+            for i, rid in enumerate(sorted(records))
+        ]
+        groups.append((name, start, len(tasks)))
+    results = map_tasks(_run_record, tasks, parallel)
+    frames, arrays, per_record, counts = [], [], {}, {}
+    for name, start, stop in groups:
+        ids = [t.record_id for t in tasks[start:stop]]
+        beats, windows, reports = _assemble(ids, results[start:stop], spill)
         clash = sorted(set(reports) & set(per_record))
         if clash:
             raise ValueError(
@@ -616,7 +721,10 @@ def segment_databases(
             "n_beats": len(beats),
             "label_counts": beats["label"].value_counts().sort_index().to_dict(),
         }
+    windows = (
+        ShardedWindows.concat(arrays) if spill is not None else np.concatenate(arrays)
+    )
     beats, windows, report = _outputs(
-        pd.concat(frames, ignore_index=True), np.concatenate(arrays), per_record, p
+        pd.concat(frames, ignore_index=True), windows, per_record, p
     )
     return beats, windows, {**report, "databases": counts}
