@@ -27,6 +27,7 @@ from medlstm.core.training import (
     predict,
     seed_everything,
 )
+from medlstm.datasets.window_shards import ShardedTensorDataset, ShardedWindows
 from medlstm.models.cnn1d import CNN1DClassifier
 from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderClassifier,
@@ -83,16 +84,22 @@ def split_tensors(
     split: str,
     features: dict[str, Any],
     class_names: Sequence[str],
-) -> TensorDataset:
-    """``TensorDataset(x (n, T), rr (n, R), y (n,))`` of one split."""
+) -> TensorDataset | ShardedTensorDataset:
+    """``TensorDataset(x (n, T), rr (n, R), y (n,))`` of one split; for windows
+    stored in shards (`ShardedWindows`), a `ShardedTensorDataset` that reads each
+    batch's windows from them instead of holding the split in memory."""
     rows = np.flatnonzero(beats["split"].to_numpy() == split)
     part = beats.iloc[rows]
+    rr = torch.from_numpy(rr_matrix(part, features))
+    y = torch.from_numpy(label_indices(part["label"], class_names))
+    if isinstance(windows["windows"], ShardedWindows):
+        return ShardedTensorDataset(windows["windows"].take(rows), rr, y)
     return TensorDataset(
         torch.from_numpy(
             np.ascontiguousarray(windows["windows"][rows], dtype=np.float32)
         ),
-        torch.from_numpy(rr_matrix(part, features)),
-        torch.from_numpy(label_indices(part["label"], class_names)),
+        rr,
+        y,
     )
 
 
