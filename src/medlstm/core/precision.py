@@ -13,7 +13,10 @@ assumed: a tiny LSTM forward and backward is tried once per process and device.
   measured slower than fp32 (0.8x), on an AMD Zen 5 twice as fast. So on a CPU,
   ``auto`` also times one small LSTM training step in both precisions (about 0.3 s,
   once per process) and takes bf16 only at `MIN_SPEEDUP` or more. On CUDA it takes
-  bf16 wherever the device supports it.
+  bf16 wherever the device supports it (Ampere and later), else fp16 autocast, whose
+  narrow range `fit` guards with a gradient scaler.
+
+A resolved precision is ``fp32``, ``bf16`` or ``fp16`` (CUDA, from ``auto`` only).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from medlstm.core.machine import cpu_info, isa_caps
 logger = logging.getLogger(__name__)
 
 CHOICES = ("auto", "fp32", "bf16")
+RESOLVED = ("fp32", "bf16", "fp16")
 # bf16 costs precision; below this speed-up over fp32, auto keeps fp32. The margin
 # keeps timing noise from flipping the choice on machines where both run alike.
 MIN_SPEEDUP = 1.25
@@ -106,7 +110,8 @@ def _cpu_name() -> str:
 def resolve_precision(
     requested: str, device_type: str = "cpu", where: str = "training.precision"
 ) -> str:
-    """The precision a run will use, ``fp32`` or ``bf16``, for the ``requested`` one.
+    """The precision a run will use, ``fp32``, ``bf16`` or (CUDA) ``fp16``, for the
+    ``requested`` one.
 
     Raises:
         ValueError: ``requested`` is not one of `CHOICES`, or is ``bf16`` where bf16
@@ -125,6 +130,10 @@ def resolve_precision(
             f"Set {where}=auto (bf16 where it runs, else fp32) or fp32."
         )
     used = "bf16" if supported else "fp32"
+    if requested == "auto" and not supported and device_type == "cuda":
+        # Every CUDA GPU runs fp16 autocast; tensor cores make it pay as bf16 would.
+        used = "fp16"
+        reason = f"{reason}; fp16 autocast with a gradient scaler instead"
     if requested == "auto" and supported and device_type == "cpu":
         speedup = bf16_speedup(device_type)
         if speedup < MIN_SPEEDUP:
@@ -148,10 +157,12 @@ _logged: set[tuple[str, str]] = set()
 
 @contextlib.contextmanager
 def autocast(precision: str, device_type: str = "cpu") -> Iterator[None]:
-    """bf16 autocast for ``precision='bf16'``, nothing for ``fp32`` (a resolved value)."""
-    if precision not in ("fp32", "bf16"):
+    """bf16 or fp16 autocast for ``precision='bf16'`` / ``'fp16'``, nothing for
+    ``fp32`` (a resolved value)."""
+    if precision not in RESOLVED:
         raise ValueError(
-            f"autocast takes a resolved precision (fp32 or bf16), got {precision!r}."
+            f"autocast takes a resolved precision {RESOLVED}, got {precision!r}."
         )
-    with torch.autocast(device_type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+    dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+    with torch.autocast(device_type, dtype=dtype, enabled=precision != "fp32"):
         yield

@@ -13,6 +13,7 @@ MSE) pass ``batch_loss(model, batch) -> StepOutput``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -21,7 +22,8 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -53,6 +55,26 @@ class StepOutput(NamedTuple):
 
 
 BatchLoss = Callable[[nn.Module, Sequence[torch.Tensor]], StepOutput]
+# Called after every epoch with its number and history record (train/val metrics, lr).
+EpochCallback = Callable[[int, dict[str, float]], None]
+_epoch_callbacks: ContextVar[tuple[EpochCallback, ...]] = ContextVar(
+    "medlstm_epoch_callbacks", default=()
+)
+
+
+@contextlib.contextmanager
+def epoch_callback(callback: EpochCallback) -> Iterator[None]:
+    """Call ``callback(epoch, record)`` after every epoch of every `fit` in the block.
+
+    For code that calls a training function which calls `fit` without exposing its
+    arguments (a hyperparameter study pruning the pipeline's own training nodes). An
+    exception the callback raises stops the training and propagates.
+    """
+    token = _epoch_callbacks.set((*_epoch_callbacks.get(), callback))
+    try:
+        yield
+    finally:
+        _epoch_callbacks.reset(token)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -341,6 +363,7 @@ def _run_epoch(
     description: str,
     show_progress: bool,
     precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> _EpochStats:
     training = optimizer is not None
     model.train(training)
@@ -361,13 +384,34 @@ def _run_epoch(
                 )
             if training:
                 optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                if grad_clip_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
-                optimizer.step()
+                if scaler is not None:
+                    _scaled_step(model, optimizer, scaler, out.loss, grad_clip_norm)
+                else:
+                    out.loss.backward()
+                    if grad_clip_norm:
+                        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+                    optimizer.step()
             stats.add(out, len(batch[0]))
             bar.set_postfix(loss=f"{stats.loss_sum / stats.count:.4f}", refresh=False)
     return stats
+
+
+def _scaled_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    loss: torch.Tensor,
+    grad_clip_norm: float | None,
+) -> None:
+    """One fp16 step: small gradients would underflow in fp16, so the loss is scaled
+    up for the backward pass and the gradients unscaled before clipping; a step whose
+    gradients overflowed is skipped and the scale lowered."""
+    scaler.scale(loss).backward()
+    if grad_clip_norm:
+        scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def _as_float32(out: StepOutput) -> StepOutput:
@@ -432,6 +476,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
     sample_weights: np.ndarray | None = None,
     checkpoint_path: str | os.PathLike | None = None,
     fingerprint_extra: Any = None,
+    on_epoch_end: EpochCallback | None = None,
 ) -> TrainingResult:
     """Train ``model`` on ``train_set``, choosing the best epoch on ``val_set``.
 
@@ -457,6 +502,9 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
         fingerprint_extra: JSON-able settings the core cannot see (a custom loss's
             weights, augmentation, model options that change no weight shape); a
             checkpoint resumes only a run with equal ones.
+        on_epoch_end: ``(epoch, record) -> None`` after every epoch, once its
+            checkpoint is written; an exception it raises (a pruned trial) stops the
+            training and propagates. Callbacks of `epoch_callback` blocks run too.
 
     Returns:
         `TrainingResult` with the best weights loaded into ``model``.
@@ -469,6 +517,8 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             )
         device = resolve_device(params.device)
         precision = resolve_precision(params.precision, device.type)
+        # The scale starts afresh on resume: it settles within a few steps.
+        scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         model.to(device)
         if batch_loss is not None and make_batch_loss is not None:
             raise ValueError("fit takes batch_loss or make_batch_loss, not both.")
@@ -484,6 +534,8 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
             sample_weights = balanced_sample_weights(training_labels(train_set))
 
         shuffle_generator = torch.Generator().manual_seed(params.seed)
+        # Page-locked batches let the copies to the GPU overlap the computation.
+        pin = device.type == "cuda"
         if params.weighted_sampling:
             if sample_weights is None or len(sample_weights) != len(train_set):
                 raise ValueError(
@@ -496,7 +548,10 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 generator=shuffle_generator,
             )
             train_loader = DataLoader(
-                train_set, batch_size=params.batch_size, sampler=sampler
+                train_set,
+                batch_size=params.batch_size,
+                sampler=sampler,
+                pin_memory=pin,
             )
         else:
             train_loader = DataLoader(
@@ -504,11 +559,13 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 batch_size=params.batch_size,
                 shuffle=True,
                 generator=shuffle_generator,
+                pin_memory=pin,
             )
         val_loader = DataLoader(
             monitored_subset(val_set, params.monitor_max_samples, params.seed),
             batch_size=max(params.batch_size, 256),
             shuffle=False,
+            pin_memory=pin,
         )
 
         optimizer = _make_optimizer(model, params)
@@ -572,6 +629,7 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 f"{label} train",
                 params.show_progress,
                 precision,
+                scaler,
             )
             val_stats = _run_epoch(
                 model,
@@ -634,6 +692,9 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
                 os.replace(
                     tmp, checkpoint
                 )  # atomic: a kill mid-write leaves the old checkpoint
+            for callback in (*_epoch_callbacks.get(), on_epoch_end):
+                if callback is not None:
+                    callback(epoch, dict(record))
         else:
             stopped_early = (
                 params.early_stopping_patience is not None
