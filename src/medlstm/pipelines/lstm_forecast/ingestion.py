@@ -143,20 +143,7 @@ def csv_to_series(
     where = "forecast_csv_raw"
     time_col, value_col = params["time_column"], params["value_column"]
     series_col = params.get("series_column")
-    policy = params.get("missing", "error")
-    if policy not in ("error", "interpolate"):
-        raise ValueError(
-            f"lstm_forecast.csv.missing must be 'error' or 'interpolate', got {policy!r}."
-        )
-    needed = [c for c in (time_col, value_col, series_col) if c is not None]
-    absent = [c for c in needed if c not in table.columns]
-    if absent:
-        raise ValueError(
-            f"{where}: no column(s) {absent}; the file has {list(table.columns)}."
-        )
-    if table.empty:
-        raise ValueError(f"{where}: the table has no rows.")
-
+    policy = _check_table(table, params, where)
     table = table.reset_index(drop=True)
     rows = np.arange(len(table)) + 2  # file line numbers, after the header line
     series_id = (
@@ -171,27 +158,9 @@ def csv_to_series(
     per_series = {}
     for sid, group in tidy.groupby("series_id", sort=True):
         _check_increasing(group["time"], f"{where}, series {sid!r}", rows[group.index])
-        n_missing = int(missing[group.index].sum())
-        if n_missing and policy == "error":
-            bad = rows[group.index][missing[group.index]]
-            raise ValueError(
-                f"{where}, series {sid!r}: {n_missing} missing value(s) in column {value_col!r} "
-                f"(lines {_first(bad)}); set lstm_forecast.csv.missing: interpolate to fill them."
-            )
-        if n_missing == len(group):
-            raise ValueError(f"{where}, series {sid!r}: every value is missing.")
-        if n_missing:
-            known = ~missing[group.index]
-            t = _seconds(group["time"])
-            tidy.loc[group.index[~known], "value"] = np.interp(
-                t[~known], t[known], group["value"].to_numpy()[known]
-            )
-            logger.warning(
-                "%s, series %r: %d missing value(s) interpolated.",
-                where,
-                sid,
-                n_missing,
-            )
+        n_missing = _fill_missing(
+            tidy, group, missing, rows, policy, f"{where}, series {sid!r}", value_col
+        )
         per_series[str(sid)] = {
             "n_values": int(len(group)),
             "n_missing_interpolated": n_missing,
@@ -206,6 +175,54 @@ def csv_to_series(
     }
     tidy = tidy.sort_values("series_id", kind="stable").reset_index(drop=True)
     return tidy, report
+
+
+def _check_table(table: pd.DataFrame, params: dict[str, Any], where: str) -> str:
+    """The missing-value policy, once the policy and the named columns are valid."""
+    policy = params.get("missing", "error")
+    if policy not in ("error", "interpolate"):
+        raise ValueError(
+            f"lstm_forecast.csv.missing must be 'error' or 'interpolate', got {policy!r}."
+        )
+    names = (params["time_column"], params["value_column"], params.get("series_column"))
+    absent = [c for c in names if c is not None and c not in table.columns]
+    if absent:
+        raise ValueError(
+            f"{where}: no column(s) {absent}; the file has {list(table.columns)}."
+        )
+    if table.empty:
+        raise ValueError(f"{where}: the table has no rows.")
+    return policy
+
+
+def _fill_missing(
+    tidy: pd.DataFrame,
+    group: pd.DataFrame,
+    missing: np.ndarray,
+    rows: np.ndarray,
+    policy: str,
+    where: str,
+    value_col: str,
+) -> int:
+    """Interpolate one series' missing values in ``tidy`` in place (linearly in
+    time, the nearest value at either end) where the policy allows; their count."""
+    n_missing = int(missing[group.index].sum())
+    if n_missing and policy == "error":
+        bad = rows[group.index][missing[group.index]]
+        raise ValueError(
+            f"{where}: {n_missing} missing value(s) in column {value_col!r} "
+            f"(lines {_first(bad)}); set lstm_forecast.csv.missing: interpolate to fill them."
+        )
+    if n_missing == len(group):
+        raise ValueError(f"{where}: every value is missing.")
+    if n_missing:
+        known = ~missing[group.index]
+        t = _seconds(group["time"])
+        tidy.loc[group.index[~known], "value"] = np.interp(
+            t[~known], t[known], group["value"].to_numpy()[known]
+        )
+        logger.warning("%s: %d missing value(s) interpolated.", where, n_missing)
+    return n_missing
 
 
 def _parse_time(

@@ -22,16 +22,8 @@ from medlstm.pipelines.lstm_forecast.windowing import (
 SOURCES = ("mitdb", "csv")
 
 
-def create_pipeline(source: str = "mitdb") -> Pipeline:
-    """The forecasting pipeline fed by MIT-BIH tachograms (``mitdb``) or a user CSV (``csv``).
-
-    Both sources produce the same tidy ``forecast_series``; everything downstream is shared.
-    The CSV variant reads ``forecast_csv_raw`` and its own ``lstm_forecast.csv.*`` parameters.
-    """
-    if source not in SOURCES:
-        raise ValueError(
-            f"lstm_forecast source must be one of {SOURCES}, got {source!r}."
-        )
+def _ingestion(source: str) -> list:
+    """Either source's tidy ``forecast_series``, then the split, scaler and windows."""
     if source == "mitdb":
         ingest = node(
             build_tachograms,
@@ -46,7 +38,7 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
             ["forecast_series", "forecast_ingestion_report"],
             name="csv_to_series",
         )
-    ingestion = [
+    return [
         ingest,
         node(
             split_series,
@@ -62,7 +54,10 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
             name="make_windows",
         ),
     ]
-    training = [
+
+
+def _training() -> list:
+    return [
         node(
             train_forecaster,
             [
@@ -81,7 +76,11 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
             name="train_forecaster",
         ),
     ]
-    evaluation = [
+
+
+def _evaluation() -> list:
+    """The LSTM and the baselines on the test windows, scored, plotted and reported."""
+    return [
         node(
             forecast_lstm,
             ["forecast_model", "forecast_windows", "forecast_scaler"],
@@ -129,11 +128,23 @@ def create_pipeline(source: str = "mitdb") -> Pipeline:
             name="write_report",
         ),
     ]
+
+
+def create_pipeline(source: str = "mitdb") -> Pipeline:
+    """The forecasting pipeline fed by MIT-BIH tachograms (``mitdb``) or a user CSV (``csv``).
+
+    Both sources produce the same tidy ``forecast_series``; everything downstream is shared.
+    The CSV variant reads ``forecast_csv_raw`` and its own ``lstm_forecast.csv.*`` parameters.
+    """
+    if source not in SOURCES:
+        raise ValueError(
+            f"lstm_forecast source must be one of {SOURCES}, got {source!r}."
+        )
     return Pipeline(
         [
-            group("lstm_forecast", "ingestion", ingestion),
-            group("lstm_forecast", "training", training),
-            group("lstm_forecast", "evaluation", evaluation),
+            group("lstm_forecast", "ingestion", _ingestion(source)),
+            group("lstm_forecast", "training", _training()),
+            group("lstm_forecast", "evaluation", _evaluation()),
         ],
         tags="lstm_forecast",
     )

@@ -44,14 +44,9 @@ def _training_nodes(task: str) -> list:
     ]
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Generate both tasks, train both implementations on each, and compare them."""
-    logs = {
-        f"{task}_{backend}": f"scratch_{task}_{backend}_log"
-        for task in TASKS
-        for backend in BACKENDS
-    }
-    data = [
+def _data_nodes() -> list:
+    """Both tasks' sequences and model-ready arrays."""
+    return [
         node(
             make_arithmetic_sequences,
             "params:lstm_scratch.regression.data",
@@ -80,8 +75,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="classification_arrays",
         ),
     ]
-    training = [*_training_nodes("regression"), *_training_nodes("classification")]
-    evaluation = [
+
+
+def _evaluation_nodes() -> list:
+    """Both models on both tasks, their learning curves and the report."""
+    logs = {
+        f"{task}_{backend}": f"scratch_{task}_{backend}_log"
+        for task in TASKS
+        for backend in BACKENDS
+    }
+    return [
         node(
             evaluate_regression,
             [
@@ -131,11 +134,16 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="write_report",
         ),
     ]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Generate both tasks, train both implementations on each, and compare them."""
+    training = [*_training_nodes("regression"), *_training_nodes("classification")]
     return Pipeline(
         [
-            group("lstm_scratch", "data", data),
+            group("lstm_scratch", "data", _data_nodes()),
             group("lstm_scratch", "training", training),
-            group("lstm_scratch", "evaluation", evaluation),
+            group("lstm_scratch", "evaluation", _evaluation_nodes()),
         ],
         tags="lstm_scratch",
     )

@@ -191,27 +191,8 @@ def _ingest_all(
         return list(pool.map(lambda p: _ingest_patient(p, params), patients))
 
 
-def build_model_input(
-    cohort: NiftiCohort, ingestion: dict[str, Any]
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Preprocess every labelled patient of ``cohort`` into one cached array set.
-
-    Args:
-        cohort: Patient folders from ``NiftiPatientsDataset``.
-        ingestion: ``smri_cnn_lstm.ingestion`` parameters.
-
-    Returns:
-        ``smri_model_input``: ``x`` float32 (N, M, depth, H, W), ``y`` int64 (N,)
-        with HGG = 1, ``patient_id`` (N,), ``present`` bool (N, M) (False: the
-        modality was filled with zeros), ``modalities`` (M,), ``cohort`` (the
-        source's description) and ``synthetic`` (bool); and the ingestion report,
-        which counts every skipped patient, zero-filled modality and padded volume.
-
-    Raises:
-        CohortError: With ``on_error: raise``, the first problem, naming the file
-            or folder. ValueError: No usable patient, or an unlabelled cohort.
-    """
-    params = IngestionParams.from_dict(ingestion)
+def _check_cohort(cohort: NiftiCohort, params: IngestionParams) -> None:
+    """Refuse an unlabelled cohort, and with ``on_error: raise`` a rejected folder."""
     unlabelled = [p.patient_id for p in cohort.patients if p.label is None]
     if unlabelled:
         raise ValueError(
@@ -220,8 +201,12 @@ def build_model_input(
         )
     if cohort.rejected and params.on_error == "raise":
         raise cohort.rejected[0].as_error()
-    results = _ingest_all(list(cohort.patients), params)
 
+
+def _usable(
+    cohort: NiftiCohort, results: list[_PatientResult], params: IngestionParams
+) -> tuple[list[tuple[PatientFolder, _PatientResult]], list[dict[str, Any]]]:
+    """The patients that read cleanly, and one entry per skipped folder or patient."""
     skipped = [
         {
             "patient": Path(r.path).name,
@@ -253,7 +238,34 @@ def build_model_input(
             f"{cohort.root}: no usable patient; problems: "
             f"{dict(Counter(s['kind'] for s in skipped))}"
         )
+    return kept, skipped
 
+
+def _stack(
+    cohort: NiftiCohort,
+    kept: list[tuple[PatientFolder, _PatientResult]],
+    params: IngestionParams,
+) -> dict[str, np.ndarray]:
+    """``smri_model_input``: the kept patients' tensors, labels and provenance."""
+    return {
+        "x": np.stack([result.volumes for _, result in kept]),
+        "y": np.array([patient.label for patient, _ in kept], dtype=np.int64),
+        "patient_id": np.array([patient.patient_id for patient, _ in kept]),
+        "present": np.stack([result.present for _, result in kept]),
+        "modalities": np.array(params.modalities),
+        "cohort": np.array(cohort.description),
+        "synthetic": np.array(cohort.synthetic),
+    }
+
+
+def _ingestion_report(
+    cohort: NiftiCohort,
+    kept: list[tuple[PatientFolder, _PatientResult]],
+    skipped: list[dict[str, Any]],
+    model_input: dict[str, np.ndarray],
+    params: IngestionParams,
+) -> dict[str, Any]:
+    """Counts of everything skipped, zero-filled or padded, and the settings used."""
     zero_filled = [
         {"patient": patient.patient_id, "modality": modality}
         for patient, result in kept
@@ -261,17 +273,8 @@ def build_model_input(
         if not present
     ]
     padded = [entry for _, result in kept for entry in result.padded]
-    labels = np.array([patient.label for patient, _ in kept], dtype=np.int64)
-    model_input = {
-        "x": np.stack([result.volumes for _, result in kept]),
-        "y": labels,
-        "patient_id": np.array([patient.patient_id for patient, _ in kept]),
-        "present": np.stack([result.present for _, result in kept]),
-        "modalities": np.array(params.modalities),
-        "cohort": np.array(cohort.description),
-        "synthetic": np.array(cohort.synthetic),
-    }
-    report = {
+    labels = model_input["y"]
+    return {
         "cohort": cohort.description,
         "synthetic": cohort.synthetic,
         "root": str(cohort.root),
@@ -301,14 +304,42 @@ def build_model_input(
         if cohort.manifest
         else None,
     }
+
+
+def build_model_input(
+    cohort: NiftiCohort, ingestion: dict[str, Any]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Preprocess every labelled patient of ``cohort`` into one cached array set.
+
+    Args:
+        cohort: Patient folders from ``NiftiPatientsDataset``.
+        ingestion: ``smri_cnn_lstm.ingestion`` parameters.
+
+    Returns:
+        ``smri_model_input``: ``x`` float32 (N, M, depth, H, W), ``y`` int64 (N,)
+        with HGG = 1, ``patient_id`` (N,), ``present`` bool (N, M) (False: the
+        modality was filled with zeros), ``modalities`` (M,), ``cohort`` (the
+        source's description) and ``synthetic`` (bool); and the ingestion report,
+        which counts every skipped patient, zero-filled modality and padded volume.
+
+    Raises:
+        CohortError: With ``on_error: raise``, the first problem, naming the file
+            or folder. ValueError: No usable patient, or an unlabelled cohort.
+    """
+    params = IngestionParams.from_dict(ingestion)
+    _check_cohort(cohort, params)
+    results = _ingest_all(list(cohort.patients), params)
+    kept, skipped = _usable(cohort, results, params)
+    model_input = _stack(cohort, kept, params)
+    report = _ingestion_report(cohort, kept, skipped, model_input, params)
     logger.info(
         "smri ingestion: %d patients used (%s), %d skipped, %d modalities zero-filled, "
         "%d volumes padded",
         len(kept),
         report["patients_by_grade"],
-        len(skipped),
-        len(zero_filled),
-        len(padded),
+        report["skipped_count"],
+        report["zero_filled_count"],
+        report["padded_count"],
     )
     return model_input, report
 

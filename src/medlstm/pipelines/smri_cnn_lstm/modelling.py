@@ -241,6 +241,45 @@ def summarise_folds(fold_metrics: list[dict[str, Any]]) -> dict[str, dict[str, f
     return summary
 
 
+def _run_fold(
+    model_input: dict[str, np.ndarray],
+    rows: dict[str, int],
+    fold: dict[str, Any],
+    model: dict[str, Any],
+    params: TrainingParams,
+) -> tuple[nn.Module, dict[str, Any], np.ndarray, np.ndarray]:
+    """Train on one fold and test on its held-out patients.
+
+    Returns:
+        The network, the fold's result (history, best epoch, test metrics and
+        predictions), and the test labels and HGG probabilities for pooling.
+    """
+    network, result = _train(model_input, fold, model, params)
+    test_rows = np.array([rows[p] for p in fold["test"]])
+    y_test = model_input["y"][test_rows]
+    p_hgg = hgg_probability(network, model_input["x"][test_rows])
+    metrics = _binary_metrics(y_test, p_hgg)
+    logger.info(
+        "smri %s fold %d: accuracy %.3f, ROC-AUC %s",
+        model["extractor"],
+        fold["fold"],
+        metrics["accuracy"],
+        metrics.get("roc_auc"),
+    )
+    fold_result = {
+        "fold": fold["fold"],
+        "best_epoch": result.best_epoch,
+        "stopped_early": result.stopped_early,
+        "history": result.history,
+        "metrics": metrics,
+        "predictions": [
+            {"patient": p, "grade": GRADE_NAMES[t], "p_hgg": float(q)}
+            for p, t, q in zip(fold["test"], y_test.tolist(), p_hgg, strict=True)
+        ],
+    }
+    return network, fold_result, y_test, p_hgg
+
+
 def cross_validate(
     model_input: dict[str, np.ndarray],
     folds: dict[str, Any],
@@ -271,35 +310,12 @@ def cross_validate(
     pooled_y, pooled_p = [], []
     for fold in folds["folds"]:
         fold_params = dataclasses.replace(params, seed=params.seed + fold["fold"])
-        network, result = _train(model_input, fold, model, fold_params)
-        test_rows = np.array([rows[p] for p in fold["test"]])
-        y_test = model_input["y"][test_rows]
-        p_hgg = hgg_probability(network, model_input["x"][test_rows])
-        metrics = _binary_metrics(y_test, p_hgg)
-        logger.info(
-            "smri %s fold %d: accuracy %.3f, ROC-AUC %s",
-            model["extractor"],
-            fold["fold"],
-            metrics["accuracy"],
-            metrics.get("roc_auc"),
+        network, result, y_test, p_hgg = _run_fold(
+            model_input, rows, fold, model, fold_params
         )
-        results.append(
-            {
-                "fold": fold["fold"],
-                "best_epoch": result.best_epoch,
-                "stopped_early": result.stopped_early,
-                "history": result.history,
-                "metrics": metrics,
-                "predictions": [
-                    {"patient": p, "grade": GRADE_NAMES[t], "p_hgg": float(q)}
-                    for p, t, q in zip(
-                        fold["test"], y_test.tolist(), p_hgg, strict=True
-                    )
-                ],
-            }
-        )
+        results.append(result)
         mlflow_history.update(
-            history_to_mlflow(result.history, prefix=f"fold{fold['fold']}.")
+            history_to_mlflow(result["history"], prefix=f"fold{fold['fold']}.")
         )
         pooled_y.append(y_test)
         pooled_p.append(p_hgg)
