@@ -7,10 +7,10 @@ import os
 
 from medlstm.hooks import (
     ExperimentPerPipelineHook,
-    PreflightChecksHook,
     RunLockHook,
     TrackingServerCheckHook,
 )
+from medlstm.preflight import PreflightChecksHook
 from medlstm.tracking import RunPageHook
 from medlstm.tracking_outbox import TrackingOutboxHook
 
