@@ -14,6 +14,8 @@ PIPELINES = (
     "smri_cnn_lstm",
     "lstm_scratch",
     "lstm_forecast",
+    # Optuna studies of the ECG autoencoder and 1D-CNN (docs/scaling.md).
+    "ecg_tuning",
 )
 # Extra entry points of a pipeline package: registered name -> (package, create_pipeline kwargs).
 VARIANTS = {
