@@ -100,8 +100,12 @@ class PreflightChecksHook:
         self._precisions = {}
 
 
-# Mappings whose keys are the user's to choose (the classes of the ECG labels).
-OPEN_MAPPINGS = ("ecg_autoencoder.ingestion.label_mapping",)
+# Mappings whose keys are the user's to choose (the classes of the ECG labels; the
+# arguments of the Optuna pruner a study's pruner.type names, checked by it).
+OPEN_MAPPINGS = (
+    "ecg_autoencoder.ingestion.label_mapping",
+    "ecg_autoencoder.tuning.pruner",
+)
 
 
 def base_parameters(project_path: Path) -> dict[str, Any]:
