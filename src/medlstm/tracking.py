@@ -1,3 +1,4 @@
+# Long on purpose: one hook (RunPageHook) and the helpers only it uses.
 """MLflow runs that explain themselves in the MLflow UI.
 
 kedro-mlflow opens one run per ``kedro run`` and logs parameters, metrics and

@@ -1,3 +1,4 @@
+# Long on purpose: the outbox writer and its reader (upload) share one format.
 """Runs that outlive their MLflow tracking server.
 
 When the server stops answering during a run, what the run would have sent (parameters,
@@ -415,22 +416,8 @@ class TrackingOutboxHook:
 # ---------------------------------------------------------------------------- upload
 
 
-def upload(folder: Path, tracking_uri: str | None = None) -> dict[str, Any]:
-    """Log an outbox to ``tracking_uri`` (default: the server the run was on).
-
-    The run itself receives it when that server knows the run; elsewhere a new run
-    is created in the same experiment, tagged ``medlstm.uploaded_from`` with the
-    original id (it holds what the outbox holds: what came after the outage).
-
-    Returns:
-        ``{"run_id", "new_run", "logged": describe(...)}``.
-    """
-    import mlflow
-    from google.protobuf.json_format import Parse
-    from mlflow.entities import DatasetInput, Metric, Param, RunTag
-    from mlflow.protos import service_pb2
-
-    folder = Path(folder)
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    """The outbox's manifest; refuses a folder that is no outbox or was uploaded."""
     manifest_path = folder / "manifest.json"
     if not manifest_path.exists():
         raise FileNotFoundError(
@@ -443,15 +430,13 @@ def upload(folder: Path, tracking_uri: str | None = None) -> dict[str, Any]:
             f"{folder} was already uploaded ({done.read_text().strip()}); uploading "
             "again would log every metric twice."
         )
-    manifest = json.loads(manifest_path.read_text())
-    uri = tracking_uri or manifest["tracking_uri"]
-    entries = [
-        json.loads(line)
-        for line in (folder / "journal.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
-    client = mlflow.MlflowClient(tracking_uri=uri)
-    run_id, new_run = manifest["run_id"], False
+    return json.loads(manifest_path.read_text())
+
+
+def _target_run(client: Any, manifest: dict[str, Any], uri: str) -> tuple[str, bool]:
+    """The run to log into: the original where the server knows it, else a new run
+    in its experiment, tagged with the original id; and whether it is new."""
+    run_id = manifest["run_id"]
     try:
         client.get_run(run_id)
     except MlflowException as error:
@@ -470,7 +455,36 @@ def upload(folder: Path, tracking_uri: str | None = None) -> dict[str, Any]:
             run_name=manifest["run_name"] or None,
             tags={"medlstm.uploaded_from": manifest["run_id"]},
         ).info.run_id
-        new_run = True
+        return run_id, True
+    return run_id, False
+
+
+def upload(folder: Path, tracking_uri: str | None = None) -> dict[str, Any]:
+    """Log an outbox to ``tracking_uri`` (default: the server the run was on).
+
+    The run itself receives it when that server knows the run; elsewhere a new run
+    is created in the same experiment, tagged ``medlstm.uploaded_from`` with the
+    original id (it holds what the outbox holds: what came after the outage).
+
+    Returns:
+        ``{"run_id", "new_run", "logged": describe(...)}``.
+    """
+    import mlflow
+    from google.protobuf.json_format import Parse
+    from mlflow.entities import DatasetInput, Metric, Param, RunTag
+    from mlflow.protos import service_pb2
+
+    folder = Path(folder)
+    manifest = _read_manifest(folder)
+    done = folder / "uploaded.json"
+    uri = tracking_uri or manifest["tracking_uri"]
+    entries = [
+        json.loads(line)
+        for line in (folder / "journal.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run_id, new_run = _target_run(client, manifest, uri)
     for entry in entries:
         if "artifact" in entry:
             client.log_artifact(

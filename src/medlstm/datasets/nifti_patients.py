@@ -1,3 +1,4 @@
+# Long on purpose: one folder convention: layouts, modality names, reader, dataset.
 """A cohort of patient folders, each holding one NIfTI volume per MRI modality.
 
 Layouts that load (``labels`` argument of :class:`NiftiPatientsDataset`):

@@ -1,3 +1,4 @@
+# Long on purpose: forward pass, hand-written backward pass and model share a cache.
 """A stacked LSTM with a dense output layer, forward and backward, in NumPy.
 
 Layout: the public API is batch-first, ``x`` is ``(batch, time, features)``.

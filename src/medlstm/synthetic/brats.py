@@ -1,3 +1,4 @@
+# Long on purpose: anatomy, tumour, writer and dataset share CohortConfig and seeds.
 """Synthetic glioma MRI cohort, written as NIfTI files in a BraTS layout.
 
 Each patient is a brain-like head (scalp, skull, CSF, grey and white matter,
