@@ -71,16 +71,16 @@ def _threads(count: int) -> Iterator[None]:
         yield
 
 
-def _summary(
-    history: list[dict], best_epoch: int, stopped_early: bool, seconds: float, **extra
-) -> dict[str, Any]:
+def _summary(result: Any, seconds: float, **extra) -> dict[str, Any]:
+    """Wall time, epochs and the best epoch of either trainer's ``result``."""
+    history = result.history
     return {
         "fit_seconds": seconds,
         "median_epoch_seconds": statistics.median(r["epoch_seconds"] for r in history),
         "epochs_run": len(history),
-        "best_epoch": best_epoch,
+        "best_epoch": result.best_epoch,
         "best_val_loss": min(r["val_loss"] for r in history),
-        "stopped_early": stopped_early,
+        "stopped_early": result.stopped_early,
         **extra,
     }
 
@@ -115,9 +115,7 @@ def train_numpy(
         )
         seconds = time.perf_counter() - started
     summary = _summary(
-        result.history,
-        result.best_epoch,
-        result.stopped_early,
+        result,
         seconds,
         n_parameters=model.num_parameters(),
         threads=threads,
@@ -167,9 +165,7 @@ def train_torch(
         )
         seconds = time.perf_counter() - started
     summary = _summary(
-        result.history,
-        result.best_epoch,
-        result.stopped_early,
+        result,
         seconds,
         n_parameters=sum(p.numel() for p in model.parameters()),
         threads=threads,

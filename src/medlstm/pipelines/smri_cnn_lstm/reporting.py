@@ -53,20 +53,17 @@ def plot_cv_curves(cv: dict[str, Any], ingestion_report: dict[str, Any]) -> plt.
         epochs = [r["epoch"] for r in fold["history"]]
         colour = colours(fold["fold"] % 10)
         for ax, key in ((loss_ax, "loss"), (acc_ax, "accuracy")):
-            ax.plot(
-                epochs,
-                [r[f"train_{key}"] for r in fold["history"]],
-                "-",
-                color=colour,
-                label=f"fold {fold['fold']} train",
-            )
-            ax.plot(
-                epochs,
-                [r[f"val_{key}"] for r in fold["history"]],
-                "--",
-                color=colour,
-                label=f"fold {fold['fold']} validation",
-            )
+            for split, style, name in (
+                ("train", "-", "train"),
+                ("val", "--", "validation"),
+            ):
+                ax.plot(
+                    epochs,
+                    [r[f"{split}_{key}"] for r in fold["history"]],
+                    style,
+                    color=colour,
+                    label=f"fold {fold['fold']} {name}",
+                )
             ax.axvline(fold["best_epoch"], color=colour, linestyle=":", alpha=0.5)
     for ax, name in ((loss_ax, "cross-entropy loss"), (acc_ax, "accuracy")):
         ax.set_xlabel("epoch")
