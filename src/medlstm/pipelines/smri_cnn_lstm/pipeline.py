@@ -82,9 +82,9 @@ def _model_pipeline() -> Pipeline:
     )
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """The full smri_cnn_lstm pipeline, three architectures compared."""
-    ingestion = Pipeline(
+def _ingestion() -> Pipeline:
+    """Cached tensors, patient folds and the one patient to predict."""
+    return Pipeline(
         [
             node(
                 build_model_input,
@@ -109,16 +109,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
-    models = [
-        pipeline(
-            _model_pipeline(),
-            namespace=f"{NAMESPACE}.{name}",
-            inputs=SHARED,
-            parameters={"params:smri_cnn_lstm.training"},
-        )
-        for name in MODELS
-    ]
-    comparison = Pipeline(
+
+
+def _comparison() -> Pipeline:
+    """The architectures side by side: comparison figures, summary, predictions."""
+    return Pipeline(
         [
             node(
                 compare_models,
@@ -144,4 +139,17 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
-    return Pipeline([ingestion, *models, comparison], tags="smri_cnn_lstm")
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """The full smri_cnn_lstm pipeline, three architectures compared."""
+    models = [
+        pipeline(
+            _model_pipeline(),
+            namespace=f"{NAMESPACE}.{name}",
+            inputs=SHARED,
+            parameters={"params:smri_cnn_lstm.training"},
+        )
+        for name in MODELS
+    ]
+    return Pipeline([_ingestion(), *models, _comparison()], tags="smri_cnn_lstm")
