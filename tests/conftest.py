@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,9 +76,51 @@ def _end_active_runs() -> None:
         mlflow.end_run()
 
 
-def make_kedro_project(tmp_path: Path) -> KedroProject:
+# The ECG excerpts shipped for `make run` hold several minutes per record; end-to-end
+# tests cut their copy to this many, so that a run's cost does not grow with them.
+TEST_EXCERPT_MINUTES = 1.0
+
+
+def cut_excerpts(raw: Path, minutes: float) -> None:
+    """Cut every record of the ECG excerpts under ``raw`` to its first ``minutes``."""
+    import wfdb
+
+    from medlstm.excerpts.mitdb import cut_record
+
+    for folder in (raw / "mitdb_excerpt", raw / "svdb_excerpt"):
+        if not folder.is_dir():
+            continue
+        cut = folder.with_name(folder.name + ".cut")
+        cut.mkdir()
+        for hea in sorted(folder.glob("*.hea")):
+            fs = wfdb.rdheader(str(hea.with_suffix(""))).fs
+            cut_record(folder, hea.stem, cut, round(minutes * 60 * fs))
+        for path in cut.iterdir():
+            path.replace(folder / path.name)
+        cut.rmdir()
+
+
+@functools.cache
+def _cut_raw(minutes: float) -> Path:
+    """A copy of data/01_raw with the ECG excerpts cut, made once per test process."""
+    folder = Path(tempfile.mkdtemp(prefix="medlstm_raw_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    raw = folder / "01_raw"
+    shutil.copytree(
+        PROJECT_ROOT / "data" / "01_raw",
+        raw,
+        ignore=shutil.ignore_patterns("smri_synthetic"),
+    )
+    cut_excerpts(raw, minutes)
+    return raw
+
+
+def make_kedro_project(
+    tmp_path: Path, excerpt_minutes: float | None = TEST_EXCERPT_MINUTES
+) -> KedroProject:
     """Copy the project into ``tmp_path/project``; its MLflow store is an SQLite file
-    there. The caller points MLFLOW_TRACKING_URI and the working folder at it."""
+    there. The caller points MLFLOW_TRACKING_URI and the working folder at it. The
+    ECG excerpts are cut to ``excerpt_minutes`` per record (``None``: as shipped)."""
     root = tmp_path / "project"
     root.mkdir()
     # docs/experiments holds the DS2 score history the ECG summary reads.
@@ -91,6 +136,8 @@ def make_kedro_project(tmp_path: Path) -> KedroProject:
             shutil.copy2(source, root / item)
     (root / "conf" / "local").mkdir(exist_ok=True)
     raw = PROJECT_ROOT / "data" / "01_raw"
+    if excerpt_minutes is not None:
+        raw = _cut_raw(excerpt_minutes)
     shutil.copytree(
         raw, root / "data" / "01_raw", ignore=shutil.ignore_patterns("smri_synthetic")
     )

@@ -4,13 +4,15 @@ The excerpt lets a fresh clone (and CI) run ``kedro run --pipeline=ecg_autoencod
 without the full database. Records are cut, never altered: the digital samples,
 lead names, gains, header comments and every annotation (symbols, rhythm notes)
 before the cut are copied as they are, and the result is a valid WFDB record.
+``--leads`` keeps only the named leads (the ones the pipeline reads), which halves
+the size; a record with none of them keeps all its leads.
 
 Usage::
 
     python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
-        --dest data/01_raw/mitdb_excerpt --minutes 1
+        --dest data/01_raw/mitdb_excerpt --minutes 5 --leads MLII
     python -m medlstm.excerpts.mitdb --database svdb --source ../shared/data/svdb \\
-        --dest data/01_raw/svdb_excerpt --minutes 1
+        --dest data/01_raw/svdb_excerpt --minutes 5 --leads ECG1
 """
 
 from __future__ import annotations
@@ -50,15 +52,16 @@ DATABASES = {
 ATTRIBUTION = """\
 # {title} excerpt
 
-The first {minutes:g} minute(s) of each of the {n_records} records of the {title}
-1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb` and otherwise unchanged (digital
-samples in {format}, both leads, header comments, all reference annotations before
-the cut; only annotator numbers (the NUM field) outside 0-127, which the writer cannot
-store, are written as 0):
+The first {minutes:g} minute(s) of each of the {n_records} records of the
+{title} 1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb`
+and otherwise unchanged: digital samples in {format}, header comments,
+and all reference annotations before the cut (only annotator numbers, the NUM field,
+outside 0-127, which the writer cannot store, are written as 0).
+Leads: {leads_kept}.
 
     python -m medlstm.excerpts.mitdb --database {database} \\
         --source ../shared/data/{folder} --dest data/01_raw/{folder}_excerpt \\
-        --minutes {minutes:g}
+        --minutes {minutes:g}{leads_option}
 
 `SHA256SUMS.txt` lists the checksums of the files written.
 
@@ -78,7 +81,13 @@ Source: {url}
 """
 
 
-def cut_record(source_dir: Path, record_id: str, dest_dir: Path, n_samples: int) -> int:
+def cut_record(
+    source_dir: Path,
+    record_id: str,
+    dest_dir: Path,
+    n_samples: int,
+    leads: list[str] | None = None,
+) -> int:
     """Write the first ``n_samples`` of a record and its annotations to ``dest_dir``.
 
     Args:
@@ -86,12 +95,18 @@ def cut_record(source_dir: Path, record_id: str, dest_dir: Path, n_samples: int)
         record_id: Record name, e.g. ``"100"``.
         dest_dir: Output folder (must exist).
         n_samples: Number of samples to keep (the whole record if it is shorter).
+        leads: Lead names to keep, by header name; ``None`` keeps every lead. A
+            record with none of them keeps every lead, so that it stays a record
+            the pipeline can name and skip (MIT-BIH 102 and 104 have no MLII).
 
     Returns:
         The number of annotations kept.
     """
     name = str(source_dir / record_id)
-    record = wfdb.rdrecord(name, physical=False, sampto=n_samples)
+    kept = None
+    if leads:
+        kept = [s for s in wfdb.rdheader(name).sig_name if s in leads] or None
+    record = wfdb.rdrecord(name, physical=False, sampto=n_samples, channel_names=kept)
     record.wrsamp(write_dir=str(dest_dir))
     ann = wfdb.rdann(name, "atr", sampto=n_samples)
     # rdann's sampto is inclusive; an annotation must lie inside the cut signal.
@@ -120,8 +135,10 @@ def write_excerpt(
     minutes: float,
     records: list[str] | None = None,
     database: str = "mitdb",
+    leads: list[str] | None = None,
 ) -> list[str]:
-    """Cut every record of ``source`` (or ``records``) to its first ``minutes``.
+    """Cut every record of ``source`` (or ``records``) to its first ``minutes``,
+    keeping ``leads`` only (all leads when ``None``; see ``cut_record``).
 
     Also writes ``README.md`` (attribution and licence) and ``SHA256SUMS.txt``.
 
@@ -140,13 +157,19 @@ def write_excerpt(
     dest.mkdir(parents=True, exist_ok=True)
     for rid in ids:
         fs = wfdb.rdheader(str(source / rid)).fs
-        n_kept = cut_record(source, rid, dest, round(minutes * 60 * fs))
+        n_kept = cut_record(source, rid, dest, round(minutes * 60 * fs), leads)
         logger.info("Record %s: %d annotations kept.", rid, n_kept)
     (dest / "README.md").write_text(
         ATTRIBUTION.format(
             minutes=minutes,
             n_records=len(ids),
             database=database,
+            leads_kept=(
+                f"{', '.join(leads)} only (a record without it keeps all its leads)"
+                if leads
+                else "all"
+            ),
+            leads_option=f" --leads {' '.join(leads)}" if leads else "",
             **DATABASES[database],
         ),
         encoding="utf-8",
@@ -168,10 +191,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--minutes", type=float, default=1.0, help="minutes to keep")
     parser.add_argument("--records", nargs="*", help="record ids (default: all)")
     parser.add_argument("--database", choices=sorted(DATABASES), default="mitdb")
+    parser.add_argument(
+        "--leads", nargs="*", help="lead names to keep (default: all leads)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     ids = write_excerpt(
-        args.source, args.dest, args.minutes, args.records, args.database
+        args.source, args.dest, args.minutes, args.records, args.database, args.leads
     )
     logger.info("Wrote %d records to %s.", len(ids), args.dest)
 

@@ -10,29 +10,71 @@ import pytest
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.excerpts.mitdb import write_excerpt
 
-EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "mitdb_excerpt"
-FULL = Path(__file__).parents[4] / "shared" / "data" / "mitdb"
+RAW = Path(__file__).parents[3] / "data" / "01_raw"
+EXCERPT = RAW / "mitdb_excerpt"
+SVDB_EXCERPT = RAW / "svdb_excerpt"
+SHARED = Path(__file__).parents[4] / "shared" / "data"
+FULL = SHARED / "mitdb"
+MINUTES = 5  # as shipped: the commands in each excerpt's README.md
 
 
 def test_excerpt_holds_all_48_records_with_attribution():
     records = WfdbRecordsDataset(str(EXCERPT)).load()
     assert len(records) == 48
-    assert all(r.n_samples == 60 * 360 for r in records.values())
+    assert all(r.n_samples == MINUTES * 60 * 360 for r in records.values())
+    assert list(records["114"].signals) == ["V5", "MLII"]  # both leads kept
     readme = (EXCERPT / "README.md").read_text()
     assert "ODC-By" in readme and "Moody GB, Mark RG" in readme
+    assert f"--minutes {MINUTES}\n" in readme
     size = sum(p.stat().st_size for p in EXCERPT.iterdir())
-    assert size < 4_000_000
+    assert size < 17_000_000
 
 
-def test_excerpt_is_reproducible_from_the_full_database(tmp_path):
-    if not FULL.exists():
-        pytest.skip("full MIT-BIH database not available")
-    write_excerpt(FULL, tmp_path, minutes=1, records=["114", "232"])
-    for rid in ("114", "232"):
+def test_svdb_excerpt_holds_lead_ecg1_of_all_78_records_with_attribution():
+    records = WfdbRecordsDataset(str(SVDB_EXCERPT)).load()
+    assert len(records) == 78
+    assert all(list(r.signals) == ["ECG1"] for r in records.values())
+    assert all(r.n_samples == MINUTES * 60 * 128 for r in records.values())
+    readme = (SVDB_EXCERPT / "README.md").read_text()
+    assert "ODC-By" in readme and "Greenwald SD" in readme
+    assert f"--minutes {MINUTES} --leads ECG1" in readme
+    size = sum(p.stat().st_size for p in SVDB_EXCERPT.iterdir())
+    assert size < 6_000_000
+
+
+@pytest.mark.parametrize(
+    ("database", "excerpt", "records", "leads"),
+    [
+        ("mitdb", EXCERPT, ["114", "232"], None),
+        ("svdb", SVDB_EXCERPT, ["805", "842"], ["ECG1"]),
+    ],
+)
+def test_excerpt_is_reproducible_from_the_full_database(
+    tmp_path, database, excerpt, records, leads
+):
+    if not (SHARED / database).exists():
+        pytest.skip(f"full {database} database not available")
+    write_excerpt(
+        SHARED / database, tmp_path, MINUTES, records, database=database, leads=leads
+    )
+    for rid in records:
         for ext in ("hea", "dat", "atr"):
             assert (tmp_path / f"{rid}.{ext}").read_bytes() == (
-                EXCERPT / f"{rid}.{ext}"
+                excerpt / f"{rid}.{ext}"
             ).read_bytes()
+
+
+def test_leads_keeps_the_named_lead_and_a_record_without_it_keeps_all(tmp_path):
+    if not FULL.exists():
+        pytest.skip("full MIT-BIH database not available")
+    write_excerpt(FULL, tmp_path, minutes=0.5, records=["102", "114"], leads=["MLII"])
+    cut = WfdbRecordsDataset(str(tmp_path)).load()
+    full = WfdbRecordsDataset(str(FULL), records=["102", "114"]).load()
+    assert list(cut["114"].signals) == ["MLII"]  # stored second in the original
+    np.testing.assert_array_equal(
+        cut["114"].signals["MLII"], full["114"].signals["MLII"][: 30 * 360]
+    )
+    assert list(cut["102"].signals) == ["V5", "V2"]  # no MLII: all leads kept
 
 
 def test_cut_record_matches_the_start_of_the_original(tmp_path):
