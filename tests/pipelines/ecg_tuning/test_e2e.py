@@ -139,7 +139,7 @@ def test_a_trial_is_pruned_after_an_epoch(kedro_project, monkeypatch):
             "cnn": {"training": {"epochs": 3}},
             "tuning": {
                 "n_trials": 2,
-                "pruner": {"type": "threshold", "lower": 1.01, "n_warmup_steps": 0},
+                "pruner": {"type": "threshold", "threshold": {"lower": 1.01}},
             },
         }
     }

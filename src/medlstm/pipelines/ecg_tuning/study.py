@@ -133,18 +133,23 @@ def check_tuning(tuning: Any) -> dict[str, Any]:
 
 
 def make_pruner(config: Any) -> optuna.pruners.BasePruner:
-    """``{type: median | percentile | threshold | hyperband | none, **kwargs}``."""
+    """``{type: median | percentile | threshold | hyperband | none, <type>: {args}}``:
+    that Optuna pruner with its arguments (the other types' arguments are unused,
+    so switching ``type`` alone keeps theirs)."""
     config = dict(config or {"type": "none"})
-    kind = config.pop("type", None)
+    kind = config.get("type")
     if kind not in PRUNERS:
         raise ValueError(
             f"Parameter '{WHERE}.pruner.type' is {kind!r}; expected one of "
             f"{tuple(PRUNERS)}."
         )
+    args = config.get(kind) or {}
+    if not isinstance(args, dict):
+        raise ValueError(f"Parameter '{WHERE}.pruner.{kind}' must be a mapping.")
     try:
-        return getattr(optuna.pruners, PRUNERS[kind])(**config)
-    except TypeError as error:
-        raise ValueError(f"Parameter '{WHERE}.pruner': {error}.") from None
+        return getattr(optuna.pruners, PRUNERS[kind])(**args)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"Parameter '{WHERE}.pruner.{kind}': {error}") from None
 
 
 @contextlib.contextmanager
