@@ -177,6 +177,10 @@ class ShardedWindows:
             self._maps.popitem(last=False)  # unmapped: its pages leave the process
         return array
 
+    def __deepcopy__(self, memo: dict) -> ShardedWindows:
+        # Read-only files: a copy is another view of them (and keeps them alive).
+        return ShardedWindows(self.paths, self._rows, self._open_shards, self._owner)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_maps"] = OrderedDict()
