@@ -7,9 +7,11 @@ split and are trained by the shared core, so their metrics compare like with lik
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,6 @@ from torch.utils.data import TensorDataset
 from medlstm.core.training import (
     StepOutput,
     TrainingParams,
-    balanced_sample_weights,
-    class_weights_from_labels,
     fit,
     predict,
     seed_everything,
@@ -183,56 +183,87 @@ def check_loss_block(loss: dict[str, Any] | None, where: str) -> dict[str, Any]:
     return loss
 
 
-def _train(
-    model_factory,
-    make_loss,
-    beats: pd.DataFrame,
-    windows: dict[str, np.ndarray],
-    params: dict[str, Any],
-    features: dict[str, Any],
-    class_names: Sequence[str],
-    where: str,
-    loss_weights: dict[str, float] | None = None,
-) -> tuple[nn.Module, list[dict[str, float]]]:
-    check_aligned(beats, windows)
-    train_set = split_tensors(beats, windows, "train", features, class_names)
-    val_set = split_tensors(beats, windows, "val", features, class_names)
-    training = TrainingParams.from_dict(
-        params.get("training"), where=f"{where}.training"
-    )
-    loss_cfg = check_loss_block(params.get("loss"), where)
-    seed_everything(training.seed)
-    model = model_factory()
-    y_train = train_set.tensors[2].numpy()
-    weights = class_weights_from_labels(
-        y_train, len(class_names), training.class_weighting
-    )
-    if weights is not None:
-        logger.info(
-            "%s class weights: %s",
-            where,
-            dict(zip(class_names, weights.tolist(), strict=True)),
+class LossFactory(Protocol):
+    """``loss settings -> (class weights -> batch_loss)``: a model's objective, given
+    its ``loss`` block, completed by the core with ``training.class_weighting``."""
+
+    def __call__(
+        self, loss: dict[str, Any]
+    ) -> Callable[[torch.Tensor | None], Callable[..., StepOutput]]: ...
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The beats, windows and features both models train on, and their classes."""
+
+    beats: pd.DataFrame
+    windows: dict[str, np.ndarray]
+    features: dict[str, Any]
+    class_names: list[str]
+
+    def split(self, name: str) -> TensorDataset | ShardedTensorDataset:
+        """The tensors of one split (see `split_tensors`)."""
+        return split_tensors(
+            self.beats, self.windows, name, self.features, self.class_names
         )
+
+
+def _train(
+    build_model: Callable[[], nn.Module],
+    make_loss: LossFactory,
+    data: TrainingData,
+    block: dict[str, Any],
+    where: str,
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """One model built after seeding, trained by the core on ``data``'s train split
+    and selected on its val split, as ``block`` (``training``, ``loss``,
+    ``checkpoint_path``) says."""
+    check_aligned(data.beats, data.windows)
+    training = TrainingParams.from_dict(
+        block.get("training"), where=f"{where}.training"
+    )
+    loss = check_loss_block(block.get("loss"), where)
+    seed_everything(training.seed)
+    model = build_model()
     result = fit(
         model,
-        train_set,
-        val_set,
+        data.split("train"),
+        data.split("val"),
         training,
-        batch_loss=make_loss(weights, loss_cfg),
-        sample_weights=balanced_sample_weights(y_train)
-        if training.weighted_sampling
-        else None,
-        checkpoint_path=params.get("checkpoint_path"),
+        make_batch_loss=make_loss(loss),
+        n_classes=len(data.class_names),
+        checkpoint_path=block.get("checkpoint_path"),
         # A checkpoint resumes only the same model, loss and features.
         fingerprint_extra={
             "model": getattr(model, "config", None),
-            "loss": loss_cfg,
-            "loss_weights": loss_weights,
-            "features": features,
-            "classes": list(class_names),
+            "loss": loss,
+            "loss_weights": getattr(make_loss, "weights", None),
+            "features": data.features,
+            "classes": list(data.class_names),
         },
     )
     return result.model, result.history
+
+
+@dataclass(frozen=True)
+class AutoencoderLoss:
+    """alpha * MSE + beta * (focal) class-weighted CE, as a `LossFactory`."""
+
+    alpha: float
+    beta: float
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def __call__(self, loss: dict[str, Any]):
+        gamma = float(loss.get("focal_gamma", 0.0))
+        return partial(autoencoder_loss, self.alpha, self.beta, focal_gamma=gamma)
+
+
+def cnn_loss(loss: dict[str, Any]):
+    """The CNN's (focal) class-weighted CE, as a `LossFactory`."""
+    return partial(classifier_loss, focal_gamma=float(loss.get("focal_gamma", 0.0)))
 
 
 def train_autoencoder(
@@ -250,9 +281,8 @@ def train_autoencoder(
         beats: Beat table with ``split``.
         windows: Window arrays aligned with ``beats``.
         params: ``ecg_autoencoder.autoencoder``: ``model``, ``training`` (the core's
-            TrainingParams, ``precision`` among them), ``loss`` (``focal_gamma``,
-            class weights) and an
-            optional ``checkpoint_path``.
+            TrainingParams, ``precision`` and ``class_weighting`` among them),
+            ``loss`` (``focal_gamma``) and an optional ``checkpoint_path``.
         features: ``ecg_autoencoder.features`` (RR columns and clip).
         label_mapping: Class name -> annotation symbols; its keys are the classes.
         alpha: Weight of the reconstruction MSE.
@@ -264,42 +294,31 @@ def train_autoencoder(
         and returned as one `LSTMAutoencoderEnsemble`; the history then holds every
         member's epochs, each row tagged with its ``member`` index.
     """
-    class_names = list(label_mapping)
+    data = TrainingData(beats, windows, features, list(label_mapping))
     train = beats["split"].to_numpy() == "train"
-    # Fitted on the training beats only, and saved in the model's config.
-    input_scale = float(windows["windows"][train].std()) or 1.0
-    rr_stats = rr_statistics(beats, features)
-
-    def factory() -> nn.Module:
-        return LSTMAutoencoderClassifier(
-            seq_len=windows["windows"].shape[1],
-            n_classes=len(class_names),
-            n_rr_features=len(features.get("rr_columns", [])),
-            input_scale=input_scale,
-            **rr_stats,
-            **params.get("model", {}),
-        )
-
-    def make_loss(weights, cfg):
-        return autoencoder_loss(
-            float(alpha), float(beta), weights, float(cfg.get("focal_gamma", 0.0))
-        )
-
-    def train_one(block: dict[str, Any]) -> tuple[nn.Module, list[dict[str, float]]]:
-        return _train(
-            factory, make_loss, beats, windows, block, features, class_names,
-            "ecg_autoencoder.autoencoder", {"alpha": float(alpha), "beta": float(beta)},
-        )  # fmt: skip
-
-    seeds = ensemble_seeds(params, "ecg_autoencoder.autoencoder")
+    build = partial(
+        LSTMAutoencoderClassifier,
+        seq_len=windows["windows"].shape[1],
+        n_classes=len(data.class_names),
+        n_rr_features=len(features.get("rr_columns", [])),
+        # Fitted on the training beats only, and saved in the model's config.
+        input_scale=float(windows["windows"][train].std()) or 1.0,
+        **rr_statistics(beats, features),
+        **params.get("model", {}),
+    )
+    loss = AutoencoderLoss(float(alpha), float(beta))
+    where = "ecg_autoencoder.autoencoder"
+    seeds = ensemble_seeds(params, where)
     if not seeds:
-        return train_one(params)
+        return _train(build, loss, data, params, where)
     members, history = [], []
     for i, seed in enumerate(seeds):
         logger.info(
             "Autoencoder ensemble member %d of %d (seed %d).", i + 1, len(seeds), seed
         )
-        model, member_history = train_one(member_block(params, seed))
+        model, member_history = _train(
+            build, loss, data, member_block(params, seed), where
+        )
         members.append(model)
         history += [{**row, "member": i} for row in member_history]
     return LSTMAutoencoderEnsemble.of(members), history
@@ -353,24 +372,15 @@ def train_cnn(
     label_mapping: dict[str, list[str]],
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train the 1D-CNN baseline on the same split and inputs as the autoencoder."""
-    class_names = list(label_mapping)
-    rr_stats = rr_statistics(beats, features)
-
-    def factory() -> nn.Module:
-        return CNN1DClassifier(
-            n_classes=len(class_names),
-            n_rr_features=len(features.get("rr_columns", [])),
-            **rr_stats,
-            **params.get("model", {}),
-        )
-
-    def make_loss(weights, cfg):
-        return classifier_loss(weights, float(cfg.get("focal_gamma", 0.0)))
-
-    return _train(
-        factory, make_loss, beats, windows, params, features, class_names,
-        "ecg_autoencoder.cnn",
-    )  # fmt: skip
+    build = partial(
+        CNN1DClassifier,
+        n_classes=len(label_mapping),
+        n_rr_features=len(features.get("rr_columns", [])),
+        **rr_statistics(beats, features),
+        **params.get("model", {}),
+    )
+    data = TrainingData(beats, windows, features, list(label_mapping))
+    return _train(build, cnn_loss, data, params, "ecg_autoencoder.cnn")
 
 
 def prediction_table(
