@@ -19,8 +19,12 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 FAST = {
     "alpha": 2.0,  # the issue's `--params alpha=2.0`
     "ecg_autoencoder": {
-        # auto: bf16 where this CPU runs bf16 LSTMs, else fp32; both are logged.
-        "autoencoder": {"training": {"epochs": 1, "precision": "auto"}},
+        # auto: bf16 where this CPU runs bf16 LSTMs, else fp32; both are logged. Two
+        # seeds, as conf/full trains them (the base run trains one model).
+        "autoencoder": {
+            "training": {"epochs": 1, "precision": "auto"},
+            "ensemble_seeds": [42, 7],
+        },
         "cnn": {"training": {"epochs": 1}},
     },
 }
@@ -68,7 +72,7 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
         "linear.test.accuracy",
         "linear.test.by_database.svdb.accuracy",  # the external test part, apart
         "linear.val.by_database.svdb.accuracy",
-        "autoencoder.member0/val_loss",  # the default is a two-seed ensemble
+        "autoencoder.member0/val_loss",  # a two-seed ensemble
         "autoencoder.member1/val_loss",
     ):
         assert 0.0 <= metrics[name] <= max(1.0, metrics[name])
