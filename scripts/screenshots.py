@@ -18,10 +18,8 @@ import argparse
 import base64
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,10 +28,20 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from medlstm.servers import (
+    BIN,
+    MLFLOW_SERVER_ENV,
+    ProcessGroups,
+    free_port,
+    mlflow_server_command,
+    wait_for,
+)
+
 ROOT = (
     Path(__file__).resolve().parents[1]
 )  # default project; docs/images is written here
-BIN = Path(sys.executable).parent
+# A loaded machine takes minutes to start the MLflow server and kedro viz.
+SERVER_START_S = 180
 PIPELINE = "lstm_forecast"
 # The second run differs in one setting, so that the comparison has something to show.
 SECOND_RUN_PARAMS = "lstm_forecast.model.hidden_size=25"
@@ -45,70 +53,6 @@ MLFLOW_UI_STORAGE = {
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,
     "mlflow.detectIssues.guidanceShown_v1": True,
 }
-
-
-def free_port() -> int:
-    """A free port below 49152: kedro viz refuses the ephemeral range above it."""
-    for port in random.sample(range(20000, 45000), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-45000")
-
-
-def wait_for(url: str, proc: subprocess.Popen, seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"{proc.args[0]} exited ({proc.returncode}) before {url}"
-            )
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
-
-
-class Servers:
-    """Processes in their own process groups, all stopped (by group id) on exit."""
-
-    def __init__(self, log_dir: Path, cwd: Path) -> None:
-        self.log_dir = log_dir
-        self.cwd = cwd
-        self.procs: list[subprocess.Popen] = []
-
-    def start(
-        self, args: list[str], env: dict[str, str] | None = None
-    ) -> subprocess.Popen:
-        log = (self.log_dir / f"{Path(args[0]).name}-{len(self.procs)}.log").open("w")
-        proc = subprocess.Popen(
-            args,
-            cwd=self.cwd,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def __enter__(self) -> Servers:
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(timeout=15)
 
 
 class Chromium:
@@ -252,6 +196,46 @@ def newest_runs(tracking_uri: str) -> tuple[str, list]:
     return experiment.experiment_id, runs
 
 
+def _photograph(
+    mlflow_url: str, viz_url: str, experiment_id: str, runs: tuple, out: Path
+) -> None:
+    """The run page of the newer run, the two runs compared, and kedro viz."""
+    newest, older = runs
+    browser = Chromium(1400, 1050)
+    try:
+        # A plain page of the same origin, to set the UI's stored settings.
+        browser.goto(f"{mlflow_url}/health", ["OK"])
+        for key, value in MLFLOW_UI_STORAGE.items():
+            browser.evaluate(
+                f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))})"
+            )
+        run_page = (
+            f"{mlflow_url}/#/experiments/{experiment_id}/runs/{newest.info.run_id}"
+            "?workflowType=machine_learning"
+        )
+        browser.goto(run_page, [newest.info.run_name, "Registered models", "Datasets"])
+        browser.screenshot(out / "mlflow_run.png")
+
+        ids = json.dumps([newest.info.run_id, older.info.run_id])
+        query = urllib.parse.urlencode(
+            {"runs": ids, "experiments": json.dumps([experiment_id])}
+        )
+        browser.goto(
+            f"{mlflow_url}/#/compare-runs?{query}&workflowType=machine_learning",
+            ["Parameters", "Metrics", newest.info.run_name],
+        )
+        browser.screenshot(out / "mlflow_compare.png")
+
+        browser.goto(
+            f"{viz_url}/?pid={PIPELINE}&sn=forecast_plot",
+            ["forecast_plot", "Dataset Type"],
+            seconds=120,
+        )
+        browser.screenshot(out / "kedro_viz.png")
+    finally:
+        browser.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -273,56 +257,31 @@ def main(argv: list[str] | None = None) -> int:
     experiment_id, (newest, older) = newest_runs(store)
     args.out.mkdir(parents=True, exist_ok=True)
     mlflow_port, viz_port = free_port(), free_port()
-    with tempfile.TemporaryDirectory() as logs, Servers(Path(logs), project) as servers:
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        ProcessGroups(Path(logs), project) as servers,
+    ):
         mlflow_server = servers.start(
-            [str(BIN / "mlflow"), "server", "--backend-store-uri", store,
-             "--default-artifact-root", "./mlruns", "--host", "127.0.0.1",
-             "--port", str(mlflow_port), "--workers", "1"],
-            env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
-        )  # fmt: skip
+            mlflow_server_command(
+                store, mlflow_port, "--default-artifact-root", "./mlruns"
+            ),
+            env=MLFLOW_SERVER_ENV,
+        )
         viz = servers.start(
             [str(BIN / "kedro"), "viz", "run", "--no-browser", "--host", "127.0.0.1",
              "--port", str(viz_port)]
         )  # fmt: skip
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
-        wait_for(f"{mlflow_url}/health", mlflow_server)
-        wait_for(f"http://127.0.0.1:{viz_port}/api/main", viz)
+        wait_for(f"{mlflow_url}/health", mlflow_server, SERVER_START_S)
+        wait_for(f"http://127.0.0.1:{viz_port}/api/main", viz, SERVER_START_S)
 
-        browser = Chromium(1400, 1050)
-        try:
-            # A plain page of the same origin, to set the UI's stored settings.
-            browser.goto(f"{mlflow_url}/health", ["OK"])
-            for key, value in MLFLOW_UI_STORAGE.items():
-                browser.evaluate(
-                    f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))})"
-                )
-            run_page = (
-                f"{mlflow_url}/#/experiments/{experiment_id}/runs/{newest.info.run_id}"
-                "?workflowType=machine_learning"
-            )
-            browser.goto(
-                run_page, [newest.info.run_name, "Registered models", "Datasets"]
-            )
-            browser.screenshot(args.out / "mlflow_run.png")
-
-            ids = json.dumps([newest.info.run_id, older.info.run_id])
-            query = urllib.parse.urlencode(
-                {"runs": ids, "experiments": json.dumps([experiment_id])}
-            )
-            browser.goto(
-                f"{mlflow_url}/#/compare-runs?{query}&workflowType=machine_learning",
-                ["Parameters", "Metrics", newest.info.run_name],
-            )
-            browser.screenshot(args.out / "mlflow_compare.png")
-
-            browser.goto(
-                f"http://127.0.0.1:{viz_port}/?pid={PIPELINE}&sn=forecast_plot",
-                ["forecast_plot", "Dataset Type"],
-                seconds=120,
-            )
-            browser.screenshot(args.out / "kedro_viz.png")
-        finally:
-            browser.close()
+        _photograph(
+            mlflow_url,
+            f"http://127.0.0.1:{viz_port}",
+            experiment_id,
+            (newest, older),
+            args.out,
+        )
     return 0
 
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -24,27 +21,20 @@ import mlflow
 import pytest
 
 from medlstm.pipeline_registry import PIPELINES, VARIANTS
+from medlstm.servers import (
+    BIN,
+    MLFLOW_SERVER_ENV,
+    ProcessGroups,
+    free_port,
+    mlflow_server_command,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 SMALL_PIPELINE = "lstm_forecast"
 SMALL_PARAMS = {"lstm_forecast.training.epochs": 2}
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    """A free port below 49152: kedro viz refuses the ephemeral range above it."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, 45000)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 20000-45000")
 
 
 def _get_json(url: str, payload: dict | None = None, timeout: float = 10.0) -> dict:
@@ -64,73 +54,24 @@ def start_mlflow_server(
     answers."""
     store.mkdir(exist_ok=True)
     proc = start(
-        [
-            str(BIN / "mlflow"),
-            "server",
-            "--backend-store-uri",
+        mlflow_server_command(
             f"sqlite:///{store / 'mlflow.db'}",
+            port,
             "--artifacts-destination",
             str(store / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
+        ),
         cwd=store,
-        env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        env=MLFLOW_SERVER_ENV,
     )
-    _wait_for(f"http://127.0.0.1:{port}/health", proc, wait_s)
+    wait_for(f"http://127.0.0.1:{port}/health", proc, wait_s)
     return proc
-
-
-def _wait_for(url: str, proc: subprocess.Popen, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            tail = (
-                proc.log_path.read_text()[-3000:] if hasattr(proc, "log_path") else ""
-            )
-            raise RuntimeError(
-                f"server exited with {proc.returncode} before answering {url}:\n{tail}"
-            )
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - loopback only
-            return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {seconds} s")
 
 
 @pytest.fixture
 def server_process(tmp_path) -> Iterator[callable]:
     """Start servers in their own process group and always stop the whole group."""
-    started: list[subprocess.Popen] = []
-
-    def start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-        log = (tmp_path / f"server{len(started)}.log").open("w")
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        proc.log_path = Path(log.name)
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+    with ProcessGroups(tmp_path) as servers:
+        yield servers.start
 
 
 def test_registry_lists_every_pipeline():
@@ -147,7 +88,7 @@ def test_registry_lists_every_pipeline():
 
 
 def test_kedro_viz_serves_every_pipeline(server_process):
-    port = _free_port()
+    port = free_port()
     proc = server_process(
         [
             str(BIN / "kedro"),
@@ -161,7 +102,7 @@ def test_kedro_viz_serves_every_pipeline(server_process):
         ],
         cwd=ROOT,
     )
-    _wait_for(f"http://127.0.0.1:{port}/api/main", proc, 120)
+    wait_for(f"http://127.0.0.1:{port}/api/main", proc, 120)
     graph = _get_json(f"http://127.0.0.1:{port}/api/main")
     served = {p["id"] for p in graph["pipelines"]}
     assert set(PIPELINES) <= served
@@ -174,7 +115,7 @@ def test_kedro_viz_serves_every_pipeline(server_process):
 def test_run_is_tracked_on_a_real_mlflow_server(
     kedro_project, server_process, monkeypatch
 ):
-    port = _free_port()
+    port = free_port()
     store = kedro_project.root / "server"
     start_mlflow_server(server_process, store, port, wait_s=120)
     url = f"http://127.0.0.1:{port}"

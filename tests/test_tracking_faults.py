@@ -12,11 +12,10 @@ import time
 
 import pytest
 
+from medlstm.servers import BIN, free_port
 from medlstm.tracking_outbox import RETRY_DEFAULTS
 from tests.test_project import (
-    BIN,
     SMALL_PIPELINE,
-    _free_port,
     _get_json,
     server_process,  # noqa: F401 - a fixture
     start_mlflow_server,
@@ -52,7 +51,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     kedro_project,
     server_process,  # noqa: F811 - the fixture imported above
 ):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     store = kedro_project.root / "server"
     server = start_mlflow_server(server_process, store, port, wait_s=SERVER_START_S)
