@@ -25,9 +25,10 @@ MODEL = [f"{P}.features", f"{P}.ingestion.label_mapping"]
 
 
 def _ingestion() -> list:
-    """The training pipeline's own ingestion nodes: the same beats and split."""
+    """The training pipeline's own ingestion nodes: the same beats and split, out of
+    that pipeline's namespace so that they sit in this one's."""
     nodes = {n.name.rsplit(".", 1)[-1]: n for n in ecg_pipeline().nodes}
-    return [nodes[name] for name in INGESTION]
+    return [nodes[name]._copy(namespace=None) for name in INGESTION]
 
 
 def _study(family: str, tune, extra: list[str]) -> list:
