@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from medlstm.datasets.nifti_patients import CohortError, NiftiPatientsDataset
+from medlstm.pipelines.smri_cnn_lstm.inference import load_patient_for_prediction
 from medlstm.pipelines.smri_cnn_lstm.ingestion import (
     IngestionParams,
     build_model_input,
     crop_depth,
-    load_patient_for_prediction,
     min_max_normalise,
     preprocess_volume,
     resize_in_plane,

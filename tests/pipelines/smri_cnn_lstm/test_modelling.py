@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from medlstm.models.cnn3d_lstm import CNN3DLSTM
+from medlstm.pipelines.smri_cnn_lstm.inference import predict_patient
 from medlstm.pipelines.smri_cnn_lstm.modelling import (
     check_folds,
     cross_validate,
     make_folds,
     patient_groups,
-    predict_patient,
     summarise_folds,
     train_final_model,
     training_params,

@@ -234,9 +234,9 @@ def _pairs_table(pairs: pd.DataFrame, index: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _audit_report(
-    audited: pd.DataFrame, table: pd.DataFrame, audit_params: Mapping[str, Any]
-) -> dict[str, Any]:
+def _per_class(audited: pd.DataFrame, table: pd.DataFrame) -> dict[str, dict]:
+    """Per class: images per split, in duplicate groups, and Testing images with a
+    Training duplicate (exact or mirrored copies counted apart)."""
     testing = audited[audited["split"] == "Testing"]
     training = audited[audited["split"] == "Training"]
     across = table[table["scope"] == "across Training/Testing"]
@@ -266,6 +266,16 @@ def _audit_report(
             ),
             "deduplicated_testing_images": int((~leaked).sum()),
         }
+    return per_class
+
+
+def _audit_report(
+    audited: pd.DataFrame, table: pd.DataFrame, audit_params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The audit's JSON report: settings, pair counts, groups, per class, label
+    conflicts, and how many Testing images each similarity threshold would flag."""
+    testing = audited[audited["split"] == "Testing"]
+    per_class = _per_class(audited, table)
     conflicts = table[table["class_a"] != table["class_b"]]
     max_listed = int(audit_params.get("max_listed", 50))
     sensitivity = {

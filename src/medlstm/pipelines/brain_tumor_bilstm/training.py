@@ -139,6 +139,42 @@ def subset_arrays(
     return images["images"][mask], assigned["label"].to_numpy()[mask]
 
 
+def _training_summary(
+    result: Any,
+    params: TrainingParams,
+    classes: list[str],
+    sizes: tuple[int, int],
+    checkpoint: Path | None,
+) -> dict[str, Any]:
+    """Best epoch, wall time to it, sizes, threads, precision and class weights."""
+    seconds = [r["epoch_seconds"] for r in result.history]
+    return {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "stopped_early": result.stopped_early,
+        "resumed_from_epoch": result.resumed_from_epoch,
+        "best_val_loss": min(r["val_loss"] for r in result.history),
+        "best_val_accuracy": result.history[result.best_epoch - 1]["val_accuracy"],
+        "seconds_to_best_epoch": float(sum(seconds[: result.best_epoch])),
+        "seconds_total": float(sum(seconds)),
+        "n_parameters": sum(p.numel() for p in result.model.parameters()),
+        "n_train": sizes[0],
+        "n_val": sizes[1],
+        "torch_threads": params.num_threads or torch.get_num_threads(),
+        "precision": result.precision,
+        "class_weights": (
+            None
+            if result.class_weights is None
+            else dict(zip(classes, result.class_weights, strict=True))
+        ),
+        "best_checkpoint": (
+            str(checkpoint.with_name(f"{checkpoint.stem}.best.pt"))
+            if checkpoint
+            else None
+        ),
+    }
+
+
 def train_classifier(
     images: Mapping[str, np.ndarray],
     assigned: pd.DataFrame,
@@ -181,31 +217,8 @@ def train_classifier(
         checkpoint_path=checkpoint,
         fingerprint_extra={"model": dict(model_params), "augmentation": augmentation},
     )
-    seconds = [r["epoch_seconds"] for r in result.history]
-    summary = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "stopped_early": result.stopped_early,
-        "resumed_from_epoch": result.resumed_from_epoch,
-        "best_val_loss": min(r["val_loss"] for r in result.history),
-        "best_val_accuracy": result.history[result.best_epoch - 1]["val_accuracy"],
-        "seconds_to_best_epoch": float(sum(seconds[: result.best_epoch])),
-        "seconds_total": float(sum(seconds)),
-        "n_parameters": sum(p.numel() for p in result.model.parameters()),
-        "n_train": len(train_y),
-        "n_val": len(val_y),
-        "torch_threads": params.num_threads or torch.get_num_threads(),
-        "precision": result.precision,
-        "class_weights": (
-            None
-            if result.class_weights is None
-            else dict(zip(data_params["classes"], result.class_weights, strict=True))
-        ),
-        "best_checkpoint": (
-            str(checkpoint.with_name(f"{checkpoint.stem}.best.pt"))
-            if checkpoint
-            else None
-        ),
-    }
+    summary = _training_summary(
+        result, params, data_params["classes"], (len(train_y), len(val_y)), checkpoint
+    )
     logger.info("Training summary: %s", summary)
     return result.model, history_to_mlflow(result.history), result.history, summary

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from medlstm.datasets.nifti_patients import (
     CohortError,
     NiftiCohort,
     PatientFolder,
-    read_patient_folder,
     read_volume,
     recognise_modalities,
 )
@@ -133,7 +132,7 @@ class _PatientResult:
     error: CohortError | None = None
 
 
-def _ingest_patient(patient: PatientFolder, params: IngestionParams) -> _PatientResult:
+def ingest_patient(patient: PatientFolder, params: IngestionParams) -> _PatientResult:
     """One patient's (M, depth, H, W) tensor, or the problem that stops it."""
     try:
         match = recognise_modalities(
@@ -186,9 +185,9 @@ def _ingest_all(
 ) -> list[_PatientResult]:
     # Reading .nii.gz is zlib and NumPy work that releases the GIL: threads scale.
     if params.workers <= 1:
-        return [_ingest_patient(p, params) for p in patients]
+        return [ingest_patient(p, params) for p in patients]
     with ThreadPoolExecutor(params.workers) as pool:
-        return list(pool.map(lambda p: _ingest_patient(p, params), patients))
+        return list(pool.map(lambda p: ingest_patient(p, params), patients))
 
 
 def _check_cohort(cohort: NiftiCohort, params: IngestionParams) -> None:
@@ -342,33 +341,3 @@ def build_model_input(
         report["padded_count"],
     )
     return model_input, report
-
-
-def load_patient_for_prediction(
-    predict: dict[str, Any], ingestion: dict[str, Any]
-) -> dict[str, np.ndarray]:
-    """Read and preprocess the one patient folder named by ``predict.patient_folder``.
-
-    The folder is a parameter, so that it can be set per run (``kedro run
-    --params smri_cnn_lstm.predict.patient_folder=/path``) and is logged with it.
-
-    Returns:
-        ``x`` float32 (1, M, depth, H, W), ``present`` (1, M), ``patient_id`` and
-        ``folder``; missing modalities are zero-filled whatever
-        ``missing_modality`` says, and flagged in ``present``.
-
-    Raises:
-        CohortError: The folder or one of its volumes cannot be used.
-    """
-    params = IngestionParams.from_dict(ingestion)
-    patient = read_patient_folder(predict["patient_folder"])
-    result = _ingest_patient(patient, replace(params, missing_modality="zeros"))
-    if result.error is not None:
-        raise result.error
-    return {
-        "x": result.volumes[None],
-        "present": result.present[None],
-        "patient_id": np.array(patient.patient_id),
-        "folder": np.array(str(patient.path)),
-        "padded_volumes": np.array(len(result.padded)),
-    }

@@ -351,11 +351,3 @@ def train_final_model(
     params = training_params(training, training_overrides)
     network, result = _train(model_input, folds["final"], model, params)
     return network.eval(), history_to_mlflow(result.history, prefix="final.")
-
-
-def predict_patient(
-    network: nn.Module, patient: dict[str, np.ndarray], label: str
-) -> dict[str, Any]:
-    """P(HGG) and the predicted grade of the one patient in ``patient``."""
-    p_hgg = float(hgg_probability(network, patient["x"])[0])
-    return {"model": label, "p_hgg": p_hgg, "grade": "HGG" if p_hgg >= 0.5 else "LGG"}

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from medlstm.pipelines.smri_cnn_lstm.ingestion import (
-    build_model_input,
+from medlstm.pipelines.smri_cnn_lstm.inference import (
     load_patient_for_prediction,
+    predict_patient,
 )
+from medlstm.pipelines.smri_cnn_lstm.ingestion import build_model_input
 from medlstm.pipelines.smri_cnn_lstm.modelling import (
     cross_validate,
     make_folds,
-    predict_patient,
     train_final_model,
 )
 from medlstm.pipelines.smri_cnn_lstm.reporting import (
