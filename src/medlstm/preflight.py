@@ -169,7 +169,8 @@ def check_parameters(
     )
 
 
-def _lookup(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
+def lookup(tree: dict[str, Any], path: str) -> tuple[bool, Any]:
+    """``(found, value)`` of the dotted ``path`` in the nested ``tree``."""
     node: Any = tree
     for key in path.split("."):
         if not isinstance(node, dict) or key not in node:
@@ -199,8 +200,8 @@ def _check_kinds(
     passes (it switches an option off)."""
     problems = []
     for path in sorted(_paths(merged)):
-        found, default = _lookup(base, path)
-        _, value = _lookup(merged, path)
+        found, default = lookup(base, path)
+        _, value = lookup(merged, path)
         wanted = _kind(default) if found else None
         if wanted is None or value is None or _kind(value) == wanted:
             continue
