@@ -109,7 +109,7 @@ class SegmentationParams:
         known = {f.name for f in cls.__dataclass_fields__.values() if f.init}
         # How the records are run, not how one is cut: read by segment_databases.
         values = {k: v for k, v in values.items() if k not in RUN_KEYS}
-        unknown = sorted(set(values) - known - set(RUN_KEYS))
+        unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
                 f"Unknown parameter(s) {unknown} in 'ecg_autoencoder.ingestion'; "
