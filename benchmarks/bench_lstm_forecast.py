@@ -39,7 +39,7 @@ from medlstm.pipelines.lstm_forecast.windowing import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--env", default="full", help="Kedro environment (default: full)"
@@ -48,28 +48,25 @@ def main() -> None:
         "--epochs", type=int, default=None, help="override training.epochs"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    args = parser.parse_args()
-    # One thread: a 50-unit LSTM gains little from two, and on a shared machine two
-    # spinning OpenMP threads were measured 40x slower per batch than one.
-    limit_threads(args.threads)
-    print(machine_line(), flush=True)
+    return parser.parse_args()
 
+
+def _config(env: str) -> tuple[dict, DataCatalog]:
+    """The environment's lstm_forecast parameters and a catalog of its records."""
     # Config and one catalog entry only: the benchmark needs no other pipeline's code.
     bootstrap_project(ROOT)
     config = settings.CONFIG_LOADER_CLASS(
         conf_source=str(ROOT / settings.CONF_SOURCE),
-        env=args.env,
+        env=env,
         **settings.CONFIG_LOADER_ARGS,
     )
     params = config["parameters"]["lstm_forecast"]
     entry = {"forecast_mitdb_records": config["catalog"]["forecast_mitdb_records"]}
-    started = time.perf_counter()
-    records = DataCatalog.from_config(entry).load("forecast_mitdb_records")
-    training = dict(params["training"], show_progress=False)
-    if args.epochs is not None:
-        training["epochs"] = args.epochs
+    return params, DataCatalog.from_config(entry)
 
-    timings = {"load records": time.perf_counter() - started}
+
+def _stages(records: dict, params: dict, training: dict, timings: dict) -> dict:
+    """The pipeline's nodes in order, each stage's wall time into ``timings``."""
 
     def timed(label, func, *func_args):
         start = time.perf_counter()
@@ -99,7 +96,27 @@ def main() -> None:
     table, _, predictions = timed(
         "evaluate", evaluate_forecasts, windows, lstm, baselines, split
     )
+    report = write_report(table, predictions, ingestion, split_summary, summary, scaler)
+    return {"windows": windows, "summary": summary, "report": report}
 
+
+def main() -> None:
+    args = _arguments()
+    # One thread: a 50-unit LSTM gains little from two, and on a shared machine two
+    # spinning OpenMP threads were measured 40x slower per batch than one.
+    limit_threads(args.threads)
+    print(machine_line(), flush=True)
+
+    params, catalog = _config(args.env)
+    started = time.perf_counter()
+    records = catalog.load("forecast_mitdb_records")
+    training = dict(params["training"], show_progress=False)
+    if args.epochs is not None:
+        training["epochs"] = args.epochs
+    timings = {"load records": time.perf_counter() - started}
+    run = _stages(records, params, training, timings)
+
+    windows, summary = run["windows"], run["summary"]
     seen = (len(windows["train"]) + len(windows["val"])) * summary["epochs_run"]
     lines = [
         f"env {args.env}: {len(records)} records, torch {torch.__version__}, "
@@ -110,7 +127,7 @@ def main() -> None:
         f"{seen / timings['train']:.0f} windows/s (train + val)",
         f"inference: {len(windows['test']) / timings['forecast lstm']:.0f} test windows/s",
         "",
-        write_report(table, predictions, ingestion, split_summary, summary, scaler),
+        run["report"],
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 
