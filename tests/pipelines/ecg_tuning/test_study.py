@@ -162,3 +162,14 @@ def test_study_on_validation_beats_only(conf, tmp_path, monkeypatch):
     # A second run continues the same study: it already holds n_trials.
     again, _ = tune_cnn(beats, windows, ecg["cnn"], features, labels, tuning)
     assert len(again) == 2
+
+
+def test_objective_averages_the_databases_without_pooling_beats():
+    from medlstm.pipelines.ecg_tuning.study import objective_value
+
+    metrics = {
+        "macro_f1": 0.6,
+        "by_database": {"mitdb": {"macro_f1": 0.6}, "svdb": {"macro_f1": 0.8}},
+    }
+    assert objective_value(metrics, "macro_f1") == pytest.approx(0.7)
+    assert objective_value({"accuracy": 0.9}, "accuracy") == 0.9
