@@ -133,6 +133,20 @@ def test_the_scheduler_comes_from_the_parameter_then_the_environment(monkeypatch
     )
 
 
+def test_tasks_go_to_the_cluster_the_environment_names(monkeypatch):
+    from dask.distributed import LocalCluster, get_worker
+
+    def where(x: int) -> tuple[int, str]:
+        return x * x, get_worker().address
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+        out = map_tasks(where, [3, 1, 2], ParallelParams(backend="dask"))
+        workers = set(cluster.scheduler_info["workers"])
+    assert [square for square, _ in out] == [9, 1, 4]
+    assert {address for _, address in out} <= workers
+
+
 def test_sequential_tasks_keep_their_order_and_raise_unchanged():
     assert map_tasks(str, [3, 1, 2], ParallelParams()) == ["3", "1", "2"]
     with pytest.raises(ZeroDivisionError):
