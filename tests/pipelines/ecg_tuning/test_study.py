@@ -173,3 +173,22 @@ def test_objective_averages_the_databases_without_pooling_beats():
     }
     assert objective_value(metrics, "macro_f1") == pytest.approx(0.7)
     assert objective_value({"accuracy": 0.9}, "accuracy") == 0.9
+
+
+def test_sqlite_and_journal_storages_hold_a_study(tmp_path, monkeypatch):
+    from medlstm.pipelines.ecg_tuning.study import open_storage
+
+    monkeypatch.chdir(tmp_path)
+    for url in (
+        "sqlite:///nested/optuna.db",
+        f"journal:///{tmp_path}/absolute/optuna.log",
+    ):
+        storage = open_storage(url, heartbeat_s=None)
+        study = optuna.create_study(study_name="s", storage=storage)
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        again = optuna.load_study(study_name="s", storage=open_storage(url, None))
+        assert len(again.trials) == 2
+    assert (tmp_path / "nested" / "optuna.db").exists()
+    assert (tmp_path / "absolute" / "optuna.log").exists()
+    with pytest.raises(ValueError, match="journal:///relative"):
+        open_storage("journal://x.log", None)

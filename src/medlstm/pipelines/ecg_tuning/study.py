@@ -82,19 +82,27 @@ def shown_url(url: str) -> str:
 def open_storage(url: str, heartbeat_s: int | None) -> optuna.storages.BaseStorage:
     """The Optuna storage at ``url``.
 
-    ``sqlite:///PATH``: an SQLite file (its folder is created) that waits up to a
+    ``sqlite:///PATH`` (``sqlite:////ABSOLUTE``): an SQLite file (its folder is created) that waits up to a
     minute for a lock instead of failing with "database is locked" when workers on
     this machine write at once. ``journal:///PATH``: Optuna's journal file, its
     recommendation for many processes on one machine or a shared file system. Any
     other URL is an RDB server (``postgresql://``, ``mysql+pymysql://``). With
     ``heartbeat_s``, a trial whose worker died is marked FAIL by the next worker.
     """
-    heartbeat = {"heartbeat_interval": heartbeat_s, "grace_period": 3 * heartbeat_s}
-    heartbeat = heartbeat if heartbeat_s else {}
+    heartbeat = (
+        {"heartbeat_interval": heartbeat_s, "grace_period": 3 * heartbeat_s}
+        if heartbeat_s
+        else {}
+    )
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        path = Path(url.removeprefix("journal:").removeprefix("//"))
+        if not url.startswith("journal:///"):
+            raise ValueError(
+                f"Optuna storage {url!r}: a journal file is journal:///relative/path "
+                "or journal:////absolute/path, as SQLite URLs are written."
+            )
+        path = Path(url.removeprefix("journal:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
@@ -122,6 +130,14 @@ def check_tuning(tuning: Any) -> dict[str, Any]:
     timeout = tuning.get("timeout_s")
     if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
         raise ValueError(f"Parameter '{WHERE}.timeout_s' must be > 0 or null.")
+    for key in ("seed", "heartbeat_s"):
+        value = tuning.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 0
+        ):
+            raise ValueError(
+                f"Parameter '{WHERE}.{key}' must be an integer >= 0 or null."
+            )
     if tuning.get("metric") not in METRICS:
         raise ValueError(
             f"Parameter '{WHERE}.metric' is {tuning.get('metric')!r}; expected one of "
