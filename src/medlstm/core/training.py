@@ -464,7 +464,365 @@ def _is_better(value: float, best: float, mode: str) -> bool:
     return value < best if mode == "min" else value > best
 
 
-def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
+@dataclasses.dataclass
+class _Run:
+    """What one `fit` call trains with, built once before its first epoch."""
+
+    device: torch.device
+    precision: str
+    scaler: torch.amp.GradScaler | None
+    batch_loss: BatchLoss
+    class_weights: torch.Tensor | None
+    shuffle_generator: torch.Generator
+    train_loader: DataLoader
+    val_loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+
+
+@dataclasses.dataclass
+class _Progress:
+    """The epochs done and the best of them: what early stopping counts and a
+    checkpoint carries."""
+
+    best_value: float
+    history: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    last_epoch: int = 0
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    stale_epochs: int = 0
+
+    def add(
+        self,
+        epoch: int,
+        record: dict[str, float],
+        model: nn.Module,
+        params: TrainingParams,
+    ) -> None:
+        """Record an epoch; a better monitored value makes it the best epoch and keeps
+        a copy of its weights, any other counts one more epoch without progress."""
+        self.history.append(record)
+        self.last_epoch = epoch
+        value = record[params.monitor]
+        if _is_better(value, self.best_value, params.monitor_mode):
+            self.best_value, self.best_epoch, self.stale_epochs = value, epoch, 0
+            self.best_state = {
+                k: v.detach().clone() for k, v in model.state_dict().items()
+            }
+        else:
+            self.stale_epochs += 1
+
+    def patience_spent(self, params: TrainingParams) -> bool:
+        patience = params.early_stopping_patience
+        return patience is not None and self.stale_epochs >= patience
+
+
+def _objective(
+    train_set: Dataset,
+    params: TrainingParams,
+    batch_loss: BatchLoss | None,
+    make_batch_loss: Callable[[torch.Tensor | None], BatchLoss] | None,
+    n_classes: int | None,
+) -> tuple[BatchLoss, torch.Tensor | None]:
+    """The batch loss and the class weights it applies; a given ``batch_loss`` applies
+    none of fit's, so it gets none."""
+    if batch_loss is not None and make_batch_loss is not None:
+        raise ValueError("fit takes batch_loss or make_batch_loss, not both.")
+    if batch_loss is not None:
+        return batch_loss, None
+    class_weights = _class_weights(train_set, params, n_classes)
+    if make_batch_loss is not None:
+        return make_batch_loss(class_weights), class_weights
+    return classification_loss(class_weights, params.label_smoothing), class_weights
+
+
+def _train_loader(
+    train_set: Dataset,
+    params: TrainingParams,
+    sample_weights: np.ndarray | None,
+    generator: torch.Generator,
+    pin: bool,
+) -> DataLoader:
+    """Shuffled batches, or with ``weighted_sampling`` batches drawn with replacement
+    in proportion to ``sample_weights`` (default: each class equally likely).
+
+    Both draw from ``generator`` alone, so a checkpoint of its state resumes the
+    batch order exactly.
+    """
+    if not params.weighted_sampling:
+        return DataLoader(
+            train_set,
+            batch_size=params.batch_size,
+            shuffle=True,
+            generator=generator,
+            pin_memory=pin,
+        )
+    if sample_weights is None:
+        sample_weights = balanced_sample_weights(training_labels(train_set))
+    if len(sample_weights) != len(train_set):
+        raise ValueError(
+            "training.weighted_sampling needs one sample weight per training sample."
+        )
+    sampler = WeightedRandomSampler(
+        torch.as_tensor(sample_weights, dtype=torch.double),
+        num_samples=len(train_set),
+        replacement=True,
+        generator=generator,
+    )
+    return DataLoader(
+        train_set, batch_size=params.batch_size, sampler=sampler, pin_memory=pin
+    )
+
+
+def _make_scheduler(
+    optimizer: torch.optim.Optimizer, params: TrainingParams
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    # Without a plateau patience the scheduler still runs (checkpoints hold its state)
+    # but with a patience no training reaches.
+    patience = params.lr_plateau_patience
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer,
+        mode=params.monitor_mode,
+        factor=params.lr_plateau_factor,
+        patience=patience if patience is not None else 10**9,
+        min_lr=params.min_lr,
+    )
+
+
+def _prepare(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset,
+    params: TrainingParams,
+    *,
+    batch_loss: BatchLoss | None,
+    make_batch_loss: Callable[[torch.Tensor | None], BatchLoss] | None,
+    n_classes: int | None,
+    sample_weights: np.ndarray | None,
+) -> _Run:
+    """Check the inputs, move ``model`` to its device and build what trains it."""
+    if len(train_set) == 0 or len(val_set) == 0:
+        raise ValueError(
+            f"Training needs non-empty train and validation sets, got {len(train_set)} and "
+            f"{len(val_set)} samples."
+        )
+    device = resolve_device(params.device)
+    precision = resolve_precision(params.precision, device.type)
+    # The scale starts afresh on resume: it settles within a few steps.
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    model.to(device)
+    batch_loss, class_weights = _objective(
+        train_set, params, batch_loss, make_batch_loss, n_classes
+    )
+    shuffle_generator = torch.Generator().manual_seed(params.seed)
+    # Page-locked batches let the copies to the GPU overlap the computation.
+    pin = device.type == "cuda"
+    train_loader = _train_loader(
+        train_set, params, sample_weights, shuffle_generator, pin
+    )
+    val_loader = DataLoader(
+        monitored_subset(val_set, params.monitor_max_samples, params.seed),
+        batch_size=max(params.batch_size, 256),
+        shuffle=False,
+        pin_memory=pin,
+    )
+    optimizer = _make_optimizer(model, params)
+    scheduler = _make_scheduler(optimizer, params)
+    return _Run(
+        device,
+        precision,
+        scaler,
+        batch_loss,
+        class_weights,
+        shuffle_generator,
+        train_loader,
+        val_loader,
+        optimizer,
+        scheduler,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Checkpoint:
+    """The file an interrupted `fit` resumes from, tied to one run's settings."""
+
+    path: Path
+    fingerprint: str
+
+    @classmethod
+    def at(cls, path: str | os.PathLike | None, fingerprint: str) -> _Checkpoint | None:
+        return cls(Path(path), fingerprint) if path else None
+
+    def resume(self, model: nn.Module, run: _Run) -> _Progress | None:
+        """Restore the model, optimizer, scheduler and random streams as they were
+        after the checkpoint's epoch and return its progress; None when the file
+        belongs to another configuration or dataset."""
+        state = torch.load(self.path, map_location=run.device, weights_only=True)
+        if state.get("fingerprint") != self.fingerprint:
+            logger.warning(
+                "Checkpoint %s belongs to another configuration or dataset; starting afresh.",
+                self.path,
+            )
+            return None
+        model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+        # Batch order and dropout masks go on as if the run had never stopped.
+        run.shuffle_generator.set_state(state["shuffle_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("Resuming from %s after epoch %d.", self.path, state["epoch"])
+        return _Progress(
+            best_value=state["best_value"],
+            history=state["history"],
+            last_epoch=state["epoch"],
+            best_epoch=state["best_epoch"],
+            best_state=state["best_model"],
+            stale_epochs=state["stale_epochs"],
+        )
+
+    def save(self, model: nn.Module, run: _Run, progress: _Progress) -> None:
+        """Write everything `resume` needs to go on after ``progress.last_epoch``."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(
+            {
+                "fingerprint": self.fingerprint,
+                "epoch": progress.last_epoch,
+                "model": model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "shuffle_rng": run.shuffle_generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "history": progress.history,
+                "best_value": progress.best_value,
+                "best_epoch": progress.best_epoch,
+                "best_model": progress.best_state,
+                "stale_epochs": progress.stale_epochs,
+            },
+            tmp,
+        )
+        # Atomic: a kill mid-write leaves the previous checkpoint whole.
+        os.replace(tmp, self.path)
+
+    def replace_with_best(self, model: nn.Module, best_epoch: int) -> None:
+        """Swap the resumable checkpoint for ``<stem>.best.pt``: a finished run has
+        nothing to resume, only its best weights (loaded in ``model``) to keep."""
+        if not self.path.exists():
+            return
+        best_path = self.path.with_name(self.path.stem + ".best.pt")
+        torch.save({"epoch": best_epoch, "model": model.state_dict()}, best_path)
+        self.path.unlink()
+
+
+def _starting_progress(
+    model: nn.Module, run: _Run, params: TrainingParams, checkpoint: _Checkpoint | None
+) -> _Progress:
+    """No epochs yet, or those of the checkpoint of this very run when one exists."""
+    if checkpoint and checkpoint.path.exists() and params.resume:
+        resumed = checkpoint.resume(model, run)
+        if resumed is not None:
+            return resumed
+    return _Progress(math.inf if params.monitor_mode == "min" else -math.inf)
+
+
+def _restore_best(
+    model: nn.Module,
+    params: TrainingParams,
+    progress: _Progress,
+    checkpoint: _Checkpoint | None,
+) -> None:
+    """Load the best epoch's weights into ``model``; keep them beside the checkpoint."""
+    if progress.best_state is not None:
+        model.load_state_dict(progress.best_state)
+    if checkpoint:
+        checkpoint.replace_with_best(model, progress.best_epoch)
+    logger.info(
+        "Best epoch %d (%s=%.4g).",
+        progress.best_epoch,
+        params.monitor,
+        progress.best_value,
+    )
+
+
+def _train_epoch(
+    model: nn.Module, run: _Run, params: TrainingParams, epoch: int
+) -> dict[str, float]:
+    """One pass over the training batches and one over the monitored validation
+    samples; returns the epoch's history record."""
+    started = time.perf_counter()
+    label = f"epoch {epoch}/{params.epochs}"
+    train_stats = _run_epoch(
+        model,
+        run.train_loader,
+        run.batch_loss,
+        run.device,
+        run.optimizer,
+        params.grad_clip_norm,
+        f"{label} train",
+        params.show_progress,
+        run.precision,
+        run.scaler,
+    )
+    val_stats = _run_epoch(
+        model,
+        run.val_loader,
+        run.batch_loss,
+        run.device,
+        None,
+        None,
+        f"{label} val",
+        params.show_progress,
+        run.precision,
+    )
+    record = {
+        "epoch": epoch,
+        **train_stats.summary("train"),
+        **val_stats.summary("val"),
+    }
+    record["lr"] = run.optimizer.param_groups[0]["lr"]
+    record["epoch_seconds"] = time.perf_counter() - started
+    if params.monitor not in record:
+        raise ValueError(
+            f"Parameter 'training.monitor' is {params.monitor!r}, which this model does not "
+            f"report; available: {sorted(record)}."
+        )
+    return record
+
+
+def _train_epochs(
+    model: nn.Module,
+    run: _Run,
+    params: TrainingParams,
+    progress: _Progress,
+    checkpoint: _Checkpoint | None,
+    on_epoch_end: EpochCallback | None,
+) -> bool:
+    """Train the epochs after ``progress.last_epoch`` until ``params.epochs`` or until
+    early stopping; returns whether it stopped early."""
+    for epoch in range(progress.last_epoch + 1, params.epochs + 1):
+        if progress.patience_spent(params):
+            break
+        record = _train_epoch(model, run, params, epoch)
+        run.scheduler.step(record[params.monitor])
+        progress.add(epoch, record, model, params)
+        logger.info(
+            "epoch %d/%d: %s",
+            epoch,
+            params.epochs,
+            ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
+        )
+        if checkpoint:
+            checkpoint.save(model, run, progress)
+        # After the checkpoint, so a callback that stops the run (a pruned trial)
+        # leaves this epoch resumable.
+        for callback in (*_epoch_callbacks.get(), on_epoch_end):
+            if callback is not None:
+                callback(epoch, dict(record))
+    # Patience spent on the last epoch is no early stop: the run had ended anyway.
+    return progress.patience_spent(params) and len(progress.history) < params.epochs
+
+
+def fit(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset,
@@ -510,213 +868,36 @@ def fit(  # noqa: PLR0912, PLR0915 - one loop, read top to bottom
         `TrainingResult` with the best weights loaded into ``model``.
     """
     with thread_limits(params.num_threads):
-        if len(train_set) == 0 or len(val_set) == 0:
-            raise ValueError(
-                f"Training needs non-empty train and validation sets, got {len(train_set)} and "
-                f"{len(val_set)} samples."
-            )
-        device = resolve_device(params.device)
-        precision = resolve_precision(params.precision, device.type)
-        # The scale starts afresh on resume: it settles within a few steps.
-        scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-        model.to(device)
-        if batch_loss is not None and make_batch_loss is not None:
-            raise ValueError("fit takes batch_loss or make_batch_loss, not both.")
-        class_weights = None
-        if batch_loss is None:
-            class_weights = _class_weights(train_set, params, n_classes)
-            batch_loss = (
-                make_batch_loss(class_weights)
-                if make_batch_loss is not None
-                else classification_loss(class_weights, params.label_smoothing)
-            )
-        if params.weighted_sampling and sample_weights is None:
-            sample_weights = balanced_sample_weights(training_labels(train_set))
-
-        shuffle_generator = torch.Generator().manual_seed(params.seed)
-        # Page-locked batches let the copies to the GPU overlap the computation.
-        pin = device.type == "cuda"
-        if params.weighted_sampling:
-            if sample_weights is None or len(sample_weights) != len(train_set):
-                raise ValueError(
-                    "training.weighted_sampling needs one sample weight per training sample."
-                )
-            sampler = WeightedRandomSampler(
-                torch.as_tensor(sample_weights, dtype=torch.double),
-                num_samples=len(train_set),
-                replacement=True,
-                generator=shuffle_generator,
-            )
-            train_loader = DataLoader(
-                train_set,
-                batch_size=params.batch_size,
-                sampler=sampler,
-                pin_memory=pin,
-            )
-        else:
-            train_loader = DataLoader(
-                train_set,
-                batch_size=params.batch_size,
-                shuffle=True,
-                generator=shuffle_generator,
-                pin_memory=pin,
-            )
-        val_loader = DataLoader(
-            monitored_subset(val_set, params.monitor_max_samples, params.seed),
-            batch_size=max(params.batch_size, 256),
-            shuffle=False,
-            pin_memory=pin,
+        run = _prepare(
+            model,
+            train_set,
+            val_set,
+            params,
+            batch_loss=batch_loss,
+            make_batch_loss=make_batch_loss,
+            n_classes=n_classes,
+            sample_weights=sample_weights,
         )
-
-        optimizer = _make_optimizer(model, params)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            mode=params.monitor_mode,
-            factor=params.lr_plateau_factor,
-            patience=params.lr_plateau_patience
-            if params.lr_plateau_patience is not None
-            else 10**9,
-            min_lr=params.min_lr,
+        checkpoint = _Checkpoint.at(
+            checkpoint_path,
+            _fingerprint_hash(
+                model, params, (len(train_set), len(val_set)), fingerprint_extra
+            ),
         )
-
-        history: list[dict[str, float]] = []
-        best_value = math.inf if params.monitor_mode == "min" else -math.inf
-        best_epoch, best_state, stale_epochs, start_epoch = 0, None, 0, 1
-        fingerprint = _fingerprint_hash(
-            model, params, (len(train_set), len(val_set)), fingerprint_extra
+        progress = _starting_progress(model, run, params, checkpoint)
+        resumed_from = progress.last_epoch
+        stopped_early = _train_epochs(
+            model, run, params, progress, checkpoint, on_epoch_end
         )
-        checkpoint = Path(checkpoint_path) if checkpoint_path else None
-
-        if checkpoint and checkpoint.exists() and params.resume:
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-            if state.get("fingerprint") != fingerprint:
-                logger.warning(
-                    "Checkpoint %s belongs to another configuration or dataset; starting afresh.",
-                    checkpoint,
-                )
-            else:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                scheduler.load_state_dict(state["scheduler"])
-                shuffle_generator.set_state(state["shuffle_rng"])
-                torch.set_rng_state(state["torch_rng"])
-                history = state["history"]
-                best_value, best_epoch = state["best_value"], state["best_epoch"]
-                best_state, stale_epochs = state["best_model"], state["stale_epochs"]
-                start_epoch = state["epoch"] + 1
-                logger.info(
-                    "Resuming from %s after epoch %d.", checkpoint, state["epoch"]
-                )
-        resumed_from = start_epoch - 1
-
-        stopped_early = False
-        for epoch in range(start_epoch, params.epochs + 1):
-            if (
-                params.early_stopping_patience is not None
-                and stale_epochs >= params.early_stopping_patience
-            ):
-                stopped_early = True
-                break
-            started = time.perf_counter()
-            label = f"epoch {epoch}/{params.epochs}"
-            train_stats = _run_epoch(
-                model,
-                train_loader,
-                batch_loss,
-                device,
-                optimizer,
-                params.grad_clip_norm,
-                f"{label} train",
-                params.show_progress,
-                precision,
-                scaler,
-            )
-            val_stats = _run_epoch(
-                model,
-                val_loader,
-                batch_loss,
-                device,
-                None,
-                None,
-                f"{label} val",
-                params.show_progress,
-                precision,
-            )
-            record = {
-                "epoch": epoch,
-                **train_stats.summary("train"),
-                **val_stats.summary("val"),
-            }
-            record["lr"] = optimizer.param_groups[0]["lr"]
-            record["epoch_seconds"] = time.perf_counter() - started
-            if params.monitor not in record:
-                raise ValueError(
-                    f"Parameter 'training.monitor' is {params.monitor!r}, which this model does not "
-                    f"report; available: {sorted(record)}."
-                )
-            history.append(record)
-            value = record[params.monitor]
-            scheduler.step(value)
-            if _is_better(value, best_value, params.monitor_mode):
-                best_value, best_epoch, stale_epochs = value, epoch, 0
-                best_state = {
-                    k: v.detach().clone() for k, v in model.state_dict().items()
-                }
-            else:
-                stale_epochs += 1
-            logger.info(
-                "%s: %s",
-                label,
-                ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"),
-            )
-            if checkpoint:
-                checkpoint.parent.mkdir(parents=True, exist_ok=True)
-                tmp = checkpoint.with_suffix(".tmp")
-                torch.save(
-                    {
-                        "fingerprint": fingerprint,
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "shuffle_rng": shuffle_generator.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "history": history,
-                        "best_value": best_value,
-                        "best_epoch": best_epoch,
-                        "best_model": best_state,
-                        "stale_epochs": stale_epochs,
-                    },
-                    tmp,
-                )
-                os.replace(
-                    tmp, checkpoint
-                )  # atomic: a kill mid-write leaves the old checkpoint
-            for callback in (*_epoch_callbacks.get(), on_epoch_end):
-                if callback is not None:
-                    callback(epoch, dict(record))
-        else:
-            stopped_early = (
-                params.early_stopping_patience is not None
-                and stale_epochs >= params.early_stopping_patience
-                and len(history) < params.epochs
-            )
-
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        if checkpoint and checkpoint.exists():
-            best_path = checkpoint.with_name(checkpoint.stem + ".best.pt")
-            torch.save({"epoch": best_epoch, "model": model.state_dict()}, best_path)
-            checkpoint.unlink()
-        logger.info("Best epoch %d (%s=%.4g).", best_epoch, params.monitor, best_value)
+        _restore_best(model, params, progress, checkpoint)
         return TrainingResult(
             model.cpu(),
-            history,
-            best_epoch,
+            progress.history,
+            progress.best_epoch,
             stopped_early,
             resumed_from,
-            precision,
-            None if class_weights is None else class_weights.tolist(),
+            run.precision,
+            None if run.class_weights is None else run.class_weights.tolist(),
         )
 
 
