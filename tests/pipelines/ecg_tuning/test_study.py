@@ -192,3 +192,26 @@ def test_sqlite_and_journal_storages_hold_a_study(tmp_path, monkeypatch):
     assert (tmp_path / "absolute" / "optuna.log").exists()
     with pytest.raises(ValueError, match="journal:///relative"):
         open_storage("journal://x.log", None)
+
+
+def test_workers_opening_a_new_sqlite_storage_together_all_get_it(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, optuna\n"
+        "from medlstm.pipelines.ecg_tuning.study import open_storage\n"
+        "s = optuna.create_study(study_name='s', load_if_exists=True,\n"
+        "    storage=open_storage(sys.argv[1], heartbeat_s=60))\n"
+        "s.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=1)\n"
+    )
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 4

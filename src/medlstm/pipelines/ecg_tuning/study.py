@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 WHERE = "ecg_autoencoder.tuning"
 STORAGE_ENV = "MEDLSTM_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///data/07_model_output/optuna.db"
+STORAGE_ATTEMPTS = 5
 # Reported after every epoch for pruning: fit's validation macro F1 of that epoch.
 INTERMEDIATE = "val_macro_f1"
 METRICS = ("macro_f1", "weighted_f1", "accuracy")
@@ -111,7 +113,20 @@ def open_storage(url: str, heartbeat_s: int | None) -> optuna.storages.BaseStora
         engine_kwargs = {"connect_args": {"timeout": 60}}
     else:
         engine_kwargs = {"pool_pre_ping": True}  # a server may drop idle connections
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **heartbeat)
+    import sqlalchemy.exc
+
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, **heartbeat
+            )
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            # Workers started together on a new storage race to create its tables;
+            # the loser finds them made on its next try.
+            if attempt == STORAGE_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0 + attempt)
+    raise AssertionError("unreachable")
 
 
 def check_tuning(tuning: Any) -> dict[str, Any]:
