@@ -14,6 +14,9 @@ from medlstm.pipelines.brain_tumor_bilstm.pipeline import (
 from medlstm.pipelines.brain_tumor_bilstm.pipeline import (
     create_training_pipeline as brain_pipeline,
 )
+from medlstm.pipelines.ecg_autoencoder.pipeline import (
+    create_pipeline as ecg_pipeline,
+)
 from medlstm.pipelines.lstm_forecast.pipeline import (
     create_pipeline as forecast_pipeline,
 )
@@ -60,3 +63,24 @@ def test_brain_pyfunc_inference_node_sits_in_the_inference_namespace():
     (predict,) = brain_inference_pipeline().nodes
     assert predict.name == "brain_tumor_bilstm.inference.predict_image_bytes"
     assert "brain_pyfunc_input" in predict.inputs
+
+
+@pytest.mark.parametrize(
+    ("variant", "groups"),
+    [
+        ("training", {"ingestion", "autoencoder", "cnn", "linear", "reporting"}),
+        ("inference", {"inference"}),
+    ],
+)
+def test_ecg_nodes_are_grouped_and_models_read_only_ingestion(variant, groups):
+    pipeline = ecg_pipeline(variant)
+    assert {n.namespace for n in pipeline.nodes} == {
+        f"ecg_autoencoder.{g}" for g in groups
+    }
+    assert not [d for d in pipeline.datasets() if d.startswith("ecg_autoencoder.")]
+    if variant == "training":
+        ingestion = pipeline.only_nodes_with_namespaces(["ecg_autoencoder.ingestion"])
+        for model in ("autoencoder", "cnn", "linear"):
+            part = pipeline.only_nodes_with_namespaces([f"ecg_autoencoder.{model}"])
+            needs = {i for i in part.inputs() if not i.startswith("params:")}
+            assert needs <= set(ingestion.all_outputs()), (model, needs)

@@ -31,7 +31,11 @@ def _logged_models(project) -> list:
 
 @pytest.mark.slow
 def test_ecg_runs_up_to_the_split_without_logging_a_model(kedro_project):
-    _run(kedro_project, "ecg_autoencoder", to_nodes=["assign_splits"])
+    _run(
+        kedro_project,
+        "ecg_autoencoder",
+        to_nodes=["ecg_autoencoder.ingestion.assign_splits"],
+    )
     data = kedro_project.root / "data"
     assert (data / "03_primary" / "ecg_beats_split.parquet").exists()
     assert not any((data / "06_models").iterdir())  # nothing trained
@@ -42,7 +46,11 @@ def test_ecg_runs_up_to_the_split_without_logging_a_model(kedro_project):
 
 @pytest.mark.slow
 def test_ecg_runs_one_node(kedro_project):
-    _run(kedro_project, "ecg_autoencoder", node_names=["segment_records"])
+    _run(
+        kedro_project,
+        "ecg_autoencoder",
+        node_names=["ecg_autoencoder.ingestion.segment_records"],
+    )
     (run,) = kedro_project.runs("ecg_autoencoder")
     assert run.info.status == "FINISHED"
     data = kedro_project.root / "data"
@@ -70,7 +78,10 @@ def test_brain_ingestion_and_duplicate_audit_run_alone(kedro_project):
 
 
 TRAINING = {
-    "ecg_autoencoder": ("segment_records", "train_autoencoder"),
+    "ecg_autoencoder": (
+        "ecg_autoencoder.ingestion.segment_records",
+        "ecg_autoencoder.autoencoder.train_autoencoder",
+    ),
     "brain_tumor_bilstm": (
         "brain_tumor_bilstm.ingestion.ingest_images",
         "brain_tumor_bilstm.training.train_classifier",

@@ -32,18 +32,26 @@ FAST = {
 
 def test_pipeline_variants():
     record = {n.name for n in create_pipeline("inference").nodes}
-    assert {"load_inference_record", "ecg_inference_classify", "inference_strip"} <= (
-        record
-    )
+    assert {
+        f"ecg_autoencoder.inference.{name}"
+        for name in (
+            "load_inference_record",
+            "ecg_inference_classify",
+            "inference_strip",
+        )
+    } <= record
     training = create_pipeline()
     # The served model starts from the raw signal: detection to classes in one model.
     assert training.input_name == "ecg_signal_to_classify"
     assert [n.name for n in training.inference.nodes] == [
-        "pyfunc_signal_record",
-        "pyfunc_segment",
-        "ecg_pyfunc_classifier_input",
-        "ecg_pyfunc_classify",
-        "ecg_pyfunc_beat_table",
+        f"ecg_autoencoder.served.{name}"
+        for name in (
+            "pyfunc_signal_record",
+            "pyfunc_segment",
+            "ecg_pyfunc_classifier_input",
+            "ecg_pyfunc_classify",
+            "ecg_pyfunc_beat_table",
+        )
     ]
     assert training.inference.outputs() == {"ecg_pyfunc_predictions"}
     with pytest.raises(ValueError, match="variant"):

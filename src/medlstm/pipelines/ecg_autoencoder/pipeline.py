@@ -9,6 +9,11 @@ inference (``kedro run --pipeline=ecg_autoencoder_inference``):
     detected (or annotated) beats -> CSV of classes, probabilities and
     reconstruction errors, a summary (beats per class, heart rate, ectopic burden)
     and an ECG strip. The pyfunc model runs the same chain on a table of samples.
+
+Nodes sit in the namespaces ``ecg_autoencoder.<group>``: ingestion, autoencoder,
+cnn, linear, reporting for training (each model's group holds its training,
+validation and test nodes), inference for a recording and served for the pyfunc
+model; datasets and parameters keep their names.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from kedro.pipeline import Pipeline, node
 from kedro_mlflow.pipeline import pipeline_ml_factory
 
 from medlstm.core.persistence import pip_requirements
+from medlstm.core.wiring import group
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
@@ -65,7 +71,8 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
 )
 from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 
-P = "params:ecg_autoencoder"
+PACKAGE = "ecg_autoencoder"
+P = f"params:{PACKAGE}"
 FEATURES = f"{P}.features"
 LABELS = f"{P}.ingestion.label_mapping"
 PACKAGE_DIR = Path(__file__).resolve().parents[2]  # src/medlstm, shipped with the model
@@ -106,6 +113,23 @@ def _training() -> Pipeline:
         ),
     ]
     inputs = ["ecg_beats_split", "ecg_windows"]
+    validation = {
+        model: [
+            node(
+                predict_val,
+                [f"ecg_{model}_model", *inputs, FEATURES, LABELS],
+                f"ecg_{model}_val_predictions",
+                name=f"predict_val_{model}",
+            ),
+            node(
+                validation_metrics,
+                [f"ecg_{model}_val_predictions", LABELS],
+                [f"ecg_{model}_val_metrics", f"ecg_{model}_val_mlflow_metrics"],
+                name=f"evaluate_val_{model}",
+            ),
+        ]
+        for model in ("autoencoder", "cnn")
+    }
     autoencoder = [
         node(
             train_autoencoder,
@@ -172,23 +196,6 @@ def _training() -> Pipeline:
             "ecg_latent_projection",
             name="latent_projection_figure",
         ),
-    ]
-    validation = [
-        node(
-            predict_val,
-            [f"ecg_{model}_model", *inputs, FEATURES, LABELS],
-            f"ecg_{model}_val_predictions",
-            name=f"predict_val_{model}",
-        )
-        for model in ("autoencoder", "cnn")
-    ] + [
-        node(
-            validation_metrics,
-            [f"ecg_{model}_val_predictions", LABELS],
-            [f"ecg_{model}_val_metrics", f"ecg_{model}_val_mlflow_metrics"],
-            name=f"evaluate_val_{model}",
-        )
-        for model in ("autoencoder", "cnn")
     ]
     cnn = [
         node(
@@ -299,7 +306,14 @@ def _training() -> Pipeline:
             name="evaluate_val_linear",
         ),
     ]
-    return Pipeline(ingestion + autoencoder + cnn + linear + validation + reports)
+    groups = {
+        "ingestion": ingestion,
+        "autoencoder": autoencoder + validation["autoencoder"],
+        "cnn": cnn + validation["cnn"],
+        "linear": linear,
+        "reporting": reports,
+    }
+    return Pipeline([group(PACKAGE, name, nodes) for name, nodes in groups.items()])
 
 
 def _classified_beats(prefix: str, output: str) -> list:
@@ -323,12 +337,15 @@ def _classified_beats(prefix: str, output: str) -> list:
 
 
 def _record_inference() -> Pipeline:
+    """The recording at ``inference.record_path`` -> beat table, summary, strip."""
     segmented = [
         "ecg_inference_beats",
         "ecg_inference_windows",
         "ecg_inference_ingestion_report",
     ]
-    return Pipeline(
+    return group(
+        PACKAGE,
+        "inference",
         [
             node(
                 load_recording,
@@ -364,13 +381,15 @@ def _record_inference() -> Pipeline:
                 "ecg_inference_strip",
                 name="inference_strip",
             ),
-        ]
+        ],
     )
 
 
 def _pyfunc_inference() -> Pipeline:
     """The served model: a table of samples (``signal``, ``fs``) -> per-beat table."""
-    return Pipeline(
+    return group(
+        PACKAGE,
+        "served",
         [
             node(
                 signal_record,
@@ -393,7 +412,7 @@ def _pyfunc_inference() -> Pipeline:
                 name="pyfunc_segment",
             ),
             *_classified_beats("ecg_pyfunc", "ecg_pyfunc_predictions"),
-        ]
+        ],
     )
 
 
