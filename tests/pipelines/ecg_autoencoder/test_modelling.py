@@ -15,11 +15,13 @@ from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderEnsemble,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.losses import (
     autoencoder_loss,
+    focal_cross_entropy,
+)
+from medlstm.pipelines.ecg_autoencoder.modelling import (
     check_aligned,
     ensemble_seeds,
-    focal_cross_entropy,
     label_indices,
     member_block,
     predict_test,

@@ -9,18 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medlstm.pipelines.ecg_autoencoder.figures import (
+    latent_projection_figure,
+    scores_by_test_set_figure,
+)
 from medlstm.pipelines.ecg_autoencoder.reporting import (
-    OPTIMISTIC_NOTE,
-    _per_record_markdown,
     anomaly_detection,
     autoencoder_history_outputs,
     autoencoder_metrics_outputs,
     evaluate,
-    latent_projection_figure,
     per_record_table,
-    scores_by_test_set_figure,
-    summary_report,
     validation_metrics,
+)
+from medlstm.pipelines.ecg_autoencoder.summary import (
+    OPTIMISTIC_NOTE,
+    _per_record_markdown,
+    summary_report,
 )
 
 MAPPING = {"N": ["N"], "S": ["A"], "V": ["V"]}

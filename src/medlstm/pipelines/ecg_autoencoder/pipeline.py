@@ -25,6 +25,11 @@ from kedro_mlflow.pipeline import pipeline_ml_factory
 
 from medlstm.core.persistence import pip_requirements
 from medlstm.core.wiring import group
+from medlstm.pipelines.ecg_autoencoder.figures import (
+    latent_projection_figure,
+    reconstruction_figure,
+    scores_by_test_set_figure,
+)
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
@@ -61,15 +66,14 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     cnn_history_outputs,
     cnn_metrics_outputs,
     evaluate,
-    latent_projection_figure,
     linear_metrics_outputs,
     per_record_table,
-    reconstruction_figure,
-    scores_by_test_set_figure,
-    summary_report,
     validation_metrics,
 )
 from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
+from medlstm.pipelines.ecg_autoencoder.summary import (
+    summary_report,
+)
 
 PACKAGE = "ecg_autoencoder"
 P = f"params:{PACKAGE}"

@@ -1,34 +1,21 @@
-"""Metrics, figures and the Markdown summary; all go through the catalog to MLflow."""
+"""Metrics of every model by test set, training histories, the anomaly score and the
+per-record table; all go through the catalog to MLflow. Figures of a run are in
+`figures`, its Markdown summary in `summary`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from medlstm.core.evaluation import (
     classification_metrics,
     confusion_matrix_figure,
-    confusion_matrix_markdown,
     history_to_mlflow,
-    markdown_report,
-    metrics_table_markdown,
     summary_to_mlflow,
     training_curves_figure,
-)
-from medlstm.models.ecg_autoencoder import (
-    LSTMAutoencoderClassifier,
-    LSTMAutoencoderEnsemble,
-)
-from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
-
-OPTIMISTIC_NOTE = (
-    "**Optimistic estimate:** the intra-patient split puts beats of the same patients "
-    "in training and test, so these figures overstate performance on new patients."
 )
 
 
@@ -137,55 +124,6 @@ def linear_metrics_outputs(
     return metrics_outputs(metrics, "linear")
 
 
-def reconstruction_figure(
-    model: LSTMAutoencoderClassifier | LSTMAutoencoderEnsemble,
-    beats: pd.DataFrame,
-    windows: dict[str, np.ndarray],
-    features: dict[str, Any],
-    label_mapping: dict[str, list[str]],
-    params: dict[str, Any],
-) -> plt.Figure:
-    """Original vs reconstructed test beats, a row per class present in the test set."""
-    check_aligned(beats, windows)
-    n = int(params.get("examples_per_class", 4))
-    rng = np.random.default_rng(int(params.get("seed", 0)))
-    test = np.flatnonzero(beats["split"].to_numpy() == "test")
-    labels = beats["label"].to_numpy()[test]
-    classes = [c for c in label_mapping if (labels == c).any()]
-    fig, axes = plt.subplots(
-        len(classes),
-        n,
-        figsize=(2.6 * n, 1.9 * len(classes)),
-        squeeze=False,
-        sharex=True,
-    )
-    for row, name in enumerate(classes):
-        members = test[labels == name]
-        picked = np.sort(rng.choice(members, size=min(n, len(members)), replace=False))
-        x = windows["windows"][picked]
-        out, recon, _ = predict_beats(
-            model, beats.iloc[picked], x, features, list(label_mapping)
-        )
-        for col in range(n):
-            ax = axes[row, col]
-            if col >= len(picked):
-                ax.axis("off")
-                continue
-            ax.plot(x[col], color="black", linewidth=1.0, label="original")
-            ax.plot(recon[col], color="tab:red", linewidth=1.0, label="reconstruction")
-            ax.set_title(
-                f"{name} | {out['record'][col]}:{out['sample'][col]} -> "
-                f"{out['predicted'][col]}",
-                fontsize=7,
-            )
-            ax.tick_params(labelsize=6)
-        axes[row, 0].set_ylabel(name)
-    axes[0, 0].legend(fontsize=6, loc="upper right")
-    fig.suptitle("Test beats: original (black) vs reconstruction (red)")
-    fig.tight_layout()
-    return fig
-
-
 def anomaly_detection(
     predictions: pd.DataFrame, normal_class: str = "N"
 ) -> tuple[dict[str, Any], dict[str, dict], plt.Figure]:
@@ -238,51 +176,6 @@ def anomaly_detection(
     return report, metrics, fig
 
 
-def latent_projection_figure(
-    latent: pd.DataFrame, params: dict[str, Any]
-) -> plt.Figure:
-    """PCA of the test beats' latent vectors onto 2-D, coloured by class."""
-    z_cols = [c for c in latent.columns if c.startswith("z_")]
-    max_points = int(params.get("projection_max_points", 20000))
-    rng = np.random.default_rng(int(params.get("seed", 0)))
-    shown = latent
-    if len(latent) > max_points:
-        shown = latent.iloc[np.sort(rng.choice(len(latent), max_points, replace=False))]
-    xy = PCA(n_components=2, random_state=0).fit_transform(shown[z_cols].to_numpy())
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
-    # Common classes first, so rare ones are drawn on top and stay visible.
-    for label in shown["label"].value_counts().index:
-        mask = (shown["label"] == label).to_numpy()
-        ax.scatter(
-            xy[mask, 0], xy[mask, 1], s=4, alpha=0.6, label=f"{label} ({mask.sum()})"
-        )
-    ax.set_xlabel("PC 1")
-    ax.set_ylabel("PC 2")
-    ax.set_title("Latent vectors of the test beats (PCA)")
-    ax.legend(markerscale=3, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def _counts_table(split_report: dict[str, Any], class_names: list[str]) -> str:
-    lines = [
-        "| part | records | " + " | ".join(class_names) + " | total |",
-        "|---|---:|" + "---:|" * (len(class_names) + 1),
-    ]
-    for part in ("train", "train_unused", "val", "test", "excluded"):
-        counts = split_report["beats"].get(part, {})
-        if part == "train_unused" and not counts:
-            continue
-        cells = [str(counts.get(c, 0)) for c in class_names]
-        n_records = len(split_report["records"].get(part, []))
-        lines.append(
-            f"| {part} | {n_records if part != 'train_unused' else '-'} | "
-            + " | ".join(cells)
-            + f" | {sum(counts.values())} |"
-        )
-    return "\n".join(lines)
-
-
 def per_record_table(
     predictions: pd.DataFrame, label_mapping: dict[str, list[str]]
 ) -> pd.DataFrame:
@@ -306,53 +199,6 @@ def per_record_table(
     return pd.DataFrame(rows)
 
 
-def _per_record_markdown(table: pd.DataFrame, class_names: list[str]) -> str:
-    """Cells "found / n (+false alarms)" per record; a line on each class's biggest record."""
-    header = "| record | beats | " + " | ".join(class_names) + " |"
-    lines = [header, "|---|---:|" + "---:|" * len(class_names)]
-    for row in table.to_dict("records"):
-        cells = [
-            f"{int(row[f'{c}_found'])} / {int(row[f'{c}_n'])} (+{int(row[f'{c}_false'])})"
-            if row[f"{c}_n"] or row[f"{c}_false"]
-            else "-"
-            for c in class_names
-        ]
-        lines.append(
-            f"| {row['record']} | {int(row['n_beats'])} | " + " | ".join(cells) + " |"
-        )
-    notes = []
-    for c in class_names[1:]:
-        total = int(table[f"{c}_n"].sum())
-        if total:
-            top = table.loc[table[f"{c}_n"].idxmax()]
-            n_top, found_top = int(top[f"{c}_n"]), int(top[f"{c}_found"])
-            notes.append(
-                f"- {c}: record {top['record']} holds {n_top / total:.0%} of the "
-                f"{total} beats; found there {found_top}, elsewhere "
-                f"{int(table[f'{c}_found'].sum()) - found_top} of {total - n_top}."
-            )
-    return (
-        "Cells: beats found / beats of the class (+ other beats predicted as it); "
-        "- where there are neither.\n\n"
-        + "\n".join(lines)
-        + ("\n\n" + "\n".join(notes) if notes else "")
-    )
-
-
-def _headline(metrics: dict[str, Any]) -> str:
-    pc = metrics["per_class"]
-    parts = [
-        f"accuracy {metrics['accuracy']:.3f}",
-        f"macro F1 {metrics['macro_f1']:.3f}",
-    ]
-    parts += [
-        f"{c} Se {pc[c]['recall']:.3f} / +P {pc[c]['precision']:.3f}"
-        for c in ("S", "V")
-        if c in pc
-    ]
-    return ", ".join(parts)
-
-
 TEST_SET_NAMES = {
     "mitdb": "MIT-BIH (DS2 in the inter-patient protocols)",
     "svdb": "SVDB external test part",
@@ -362,221 +208,3 @@ TEST_SET_NAMES = {
 def by_test_set(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Database -> the metrics of its test beats (one entry without ``by_database``)."""
     return metrics.get("by_database") or {metrics.get("database", "mitdb"): metrics}
-
-
-def scores_by_test_set_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
-    """One row per model and test set: the protocol, accuracy, macro F1, S and V
-    Se / +P. Test sets of different databases are reported apart, never pooled."""
-    lines = [
-        "| model | protocol | test set | beats | accuracy | macro F1 | S Se / +P | V Se / +P |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for model, metrics in models.items():
-        for database, m in by_test_set(metrics).items():
-            pc = m["per_class"]
-            cells = [
-                f"{pc[c]['recall']:.3f} / {pc[c]['precision']:.3f}" if c in pc else "-"
-                for c in ("S", "V")
-            ]
-            lines.append(
-                f"| {model} | {scheme} | {TEST_SET_NAMES.get(database, database)} | "
-                f"{m['n']} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
-                + " | ".join(cells)
-                + " |"
-            )
-    return "\n".join(lines)
-
-
-def scores_by_test_set_figure(
-    autoencoder_metrics: dict[str, Any],
-    cnn_metrics: dict[str, Any],
-    linear_metrics: dict[str, Any],
-    split_params: dict[str, Any],
-) -> plt.Figure:
-    """S and V sensitivity and +P of every model on every test set of this run's
-    protocol: one panel per test set, bars per model, the DS2 floor as lines."""
-    models = {
-        "autoencoder": autoencoder_metrics,
-        "CNN": cnn_metrics,
-        "linear": linear_metrics,
-    }
-    databases = list(by_test_set(autoencoder_metrics))
-    scores = ("S Se", "S +P", "V Se", "V +P")
-    fig, axes = plt.subplots(
-        1, len(databases), figsize=(5.5 * len(databases), 3.8), squeeze=False
-    )
-    width = 0.8 / len(models)
-    for ax, database in zip(axes[0], databases, strict=True):
-        for i, (name, metrics) in enumerate(models.items()):
-            m = by_test_set(metrics).get(database)
-            if m is None:
-                continue
-            pc = m["per_class"]
-            values = [
-                pc.get(c, {}).get(k, 0.0)
-                for c in ("S", "V")
-                for k in ("recall", "precision")
-            ]
-            offset = (i - (len(models) - 1) / 2) * width  # bars centred on each tick
-            ax.bar(np.arange(4) + offset, values, width, label=name)
-        if database == "mitdb":
-            for x, floor in zip(range(4), (0.60, 0.40, 0.90, 0.85), strict=True):
-                ax.hlines(floor, x - 0.45, x + 0.45, colors="k", linestyles=":")
-        ax.set_xticks(range(4), scores)
-        ax.set_ylim(0, 1.05)
-        ax.set_title(TEST_SET_NAMES.get(database, database), fontsize=9)
-    axes[0][0].set_ylabel("score")
-    axes[0][0].legend(fontsize=8, loc="lower left")
-    fig.suptitle(
-        f"Protocol {split_params.get('scheme', 'inter_patient')}: S and V on each test "
-        "set (dotted: the DS2 floor)",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    return fig
-
-
-def published_scores_markdown(published: pd.DataFrame) -> str:
-    """Published inter-patient DS1 -> DS2 results, as rows comparable with ours."""
-    lines = [
-        "| study | method | S Se / +P | V Se / +P |",
-        "|---|---|---:|---:|",
-    ]
-    for row in published.to_dict("records"):
-        lines.append(
-            f"| {row['study']} | {row['method']} | {row['S_Se']:.3f} / {row['S_P']:.3f} "
-            f"| {row['V_Se']:.3f} / {row['V_P']:.3f} |"
-        )
-    return (
-        "Published results of the same protocol (train DS1, test DS2, AAMI classes), "
-        "as reported by their authors:\n\n" + "\n".join(lines)
-    )
-
-
-def ds2_history_markdown(history: pd.DataFrame) -> str:
-    """Every DS2 score a committed default setting received (date, commit, machine,
-    precision), so that nobody tunes on DS2 by repetition unnoticed."""
-    columns = ["accuracy", "S_Se", "S_P", "V_Se", "V_P", "macro_f1"]
-    lines = [
-        "| date | commit | model | setting | protocol | machine, precision | accuracy "
-        "| S Se / +P | V Se / +P | macro F1 |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|",
-    ]
-    for row in history.to_dict("records"):
-        v = {c: row.get(c) for c in columns}
-        cell = {c: "-" if pd.isna(v[c]) else f"{float(v[c]):.3f}" for c in columns}
-        lines.append(
-            f"| {row['date']} | {row['commit']} | {row['model']} | {row['setting']} | "
-            f"{row['protocol']} | {row['machine']}, {row['precision']} | "
-            f"{cell['accuracy']} | {cell['S_Se']} / {cell['S_P']} | "
-            f"{cell['V_Se']} / {cell['V_P']} | {cell['macro_f1']} |"
-        )
-    return (
-        "Every DS2 score that a committed default setting received before this run "
-        "(docs/experiments/ecg_ds2_scores.csv; add this run's rows when its setting "
-        "is committed as a default):\n\n" + "\n".join(lines)
-    )
-
-
-def summary_report(
-    ingestion_report: dict[str, Any],
-    split_report: dict[str, Any],
-    autoencoder_metrics: dict[str, Any],
-    cnn_metrics: dict[str, Any],
-    anomaly: dict[str, Any],
-    label_mapping: dict[str, list[str]],
-    autoencoder_val: dict[str, Any],
-    cnn_val: dict[str, Any],
-    autoencoder_per_record: pd.DataFrame,
-    linear_metrics: dict[str, Any],
-    linear_val: dict[str, Any],
-    ds2_history: pd.DataFrame,
-    published: pd.DataFrame,
-) -> str:
-    """Markdown summary: split, records and beat counts, AAMI tables of both models,
-    the autoencoder's results per test record, and the validation figures the models
-    were selected on."""
-    class_names = list(label_mapping)
-    scheme = split_report["scheme"]
-    split_lines = [
-        f"Scheme **{scheme}** "
-        + (
-            "(patient-wise: no record in two parts, checked)."
-            if split_report["patient_wise"]
-            else ""
-        ),
-    ]
-    if split_report["optimistic"]:
-        split_lines.insert(0, OPTIMISTIC_NOTE + "\n")
-    else:
-        for part in ("train", "val", "test", "excluded"):
-            records = split_report["records"].get(part, [])
-            split_lines.append(
-                f"- {part} ({len(records)}): {', '.join(records) or '-'}"
-            )
-    split_lines += ["", _counts_table(split_report, class_names)]
-
-    totals = ingestion_report["totals"]
-    ingestion = (
-        f"{ingestion_report['n_beats']} beats kept ({ingestion_report['window_samples']}-sample "
-        f"windows at {ingestion_report['target_fs']:g} Hz). Dropped: "
-        f"{totals.get('dropped_edge', 0)} too close to a record edge, "
-        f"{totals.get('dropped_no_rr', 0)} without a neighbouring beat, "
-        f"{totals.get('dropped_nan', 0)} with invalid samples; "
-        f"{totals.get('skipped_unknown_symbol', 0)} unknown symbols skipped. "
-        f"Skipped records: {ingestion_report['skipped_records'] or 'none'}."
-    )
-    auc = anomaly.get("roc_auc_abnormal_vs_normal")
-    anomaly_text = (
-        f"ROC-AUC of the reconstruction error, abnormal vs {anomaly['normal_class']}: "
-        + (f"**{auc:.3f}**" if auc is not None else "undefined")
-        + "\n\n| class | mean error | median error | n |\n|---|---:|---:|---:|\n"
-        + "\n".join(
-            f"| {c} | {v['mean']:.4g} | {v['median']:.4g} | {v['n']} |"
-            for c, v in anomaly["per_class"].items()
-        )
-    )
-    title = "ECG beat classification (AAMI EC57 classes)"
-    if split_report["optimistic"]:
-        title += " - OPTIMISTIC intra-patient split"
-    sections = [
-        ("Split", "\n".join(split_lines)),
-        ("Ingestion", ingestion),
-        (
-            "Test sets",
-            scores_by_test_set_markdown(
-                scheme,
-                {
-                    "LSTM autoencoder-classifier": autoencoder_metrics,
-                    "1D-CNN baseline": cnn_metrics,
-                    "linear baseline (RR + morphology)": linear_metrics,
-                },
-            )
-            + "\n\n"
-            + published_scores_markdown(published),
-        ),
-        (
-            "LSTM autoencoder-classifier (test: MIT-BIH)",
-            metrics_table_markdown(autoencoder_metrics)
-            + "\n\n"
-            + confusion_matrix_markdown(autoencoder_metrics),
-        ),
-        (
-            "1D-CNN baseline (test: MIT-BIH)",
-            metrics_table_markdown(cnn_metrics)
-            + "\n\n"
-            + confusion_matrix_markdown(cnn_metrics),
-        ),
-        (
-            "LSTM autoencoder-classifier per test record",
-            _per_record_markdown(autoencoder_per_record, class_names),
-        ),
-        ("Anomaly detection by reconstruction error (test)", anomaly_text),
-        ("DS2 scores of committed defaults", ds2_history_markdown(ds2_history)),
-        (
-            "Validation (model selection; the test set was not used for choices)",
-            f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}"
-            f"\n- linear: {_headline(linear_val)}",
-        ),
-    ]
-    return markdown_report(title, sections)
