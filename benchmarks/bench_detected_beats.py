@@ -40,13 +40,15 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     score_detected_beats,
     segment_detected_record,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import (
+from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+from medlstm.pipelines.ecg_autoencoder.preprocessing import (
+    choose_lead,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     _labelled_beats,
-    choose_lead,
     segment_record,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"autoencoder": "ecg_autoencoder_model", "cnn": "ecg_cnn_model"}

@@ -37,7 +37,9 @@ from medlstm.core.machine import machine_line
 from medlstm.core.training import TrainingParams, fit, seed_everything
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.losses import autoencoder_loss
 from medlstm.pipelines.ecg_autoencoder.modelling import split_tensors
 from medlstm.pipelines.ecg_autoencoder.reporting import by_test_set

@@ -97,7 +97,9 @@ def child(stage: str, mode: str, n_records: int, times: int, folder: Path) -> di
     """One measurement, in this (fresh) process."""
     from medlstm.datasets import NumpyDataset
     from medlstm.datasets.window_shards import WindowShardsDataset
-    from medlstm.pipelines.ecg_autoencoder.ingestion import segment_databases
+    from medlstm.pipelines.ecg_autoencoder.ingestion import (
+        segment_databases,
+    )
     from medlstm.pipelines.ecg_autoencoder.modelling import train_cnn
 
     params = yaml.safe_load(

@@ -36,7 +36,9 @@ import yaml
 from medlstm.core.machine import machine_line
 from medlstm.core.parallel import ParallelParams, dask_client
 from medlstm.datasets.wfdb_records import LazyWfdbRecords, WfdbRecordsDataset
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_databases
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_databases,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

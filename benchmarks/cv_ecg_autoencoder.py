@@ -37,7 +37,9 @@ from bench_ecg_autoencoder import ROOT, load_params
 from medlstm.core.evaluation import classification_metrics
 from medlstm.core.machine import machine_line
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     label_indices,
     predict_beats,

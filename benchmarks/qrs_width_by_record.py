@@ -25,8 +25,10 @@ import yaml
 
 from medlstm.core.machine import machine_line
 from medlstm.datasets.wfdb_records import read_wfdb_record
-from medlstm.pipelines.ecg_autoencoder.ingestion import SegmentationParams
 from medlstm.pipelines.ecg_autoencoder.sampling_rate import qrs_width_ms
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
+    SegmentationParams,
+)
 
 FALSIFIED = 250 / 360  # a 360 Hz record whose header says 250 Hz
 ROOT = Path(__file__).resolve().parents[1]

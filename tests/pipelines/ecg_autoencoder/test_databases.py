@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    resample,
     segment_databases,
     segment_records,
+)
+from medlstm.pipelines.ecg_autoencoder.preprocessing import (
+    resample,
 )
 from medlstm.pipelines.ecg_autoencoder.reporting import evaluate
 from medlstm.pipelines.ecg_autoencoder.splits import (

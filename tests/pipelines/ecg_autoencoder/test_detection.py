@@ -24,8 +24,10 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     segment_detected_record,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    SegmentationParams,
     segment_databases,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
+    SegmentationParams,
 )
 
 EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "mitdb_excerpt"

@@ -10,7 +10,9 @@ from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 

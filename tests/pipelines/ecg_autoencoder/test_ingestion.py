@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    SegmentationParams,
+    segment_records,
+)
+from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     clean_signal,
-    record_template,
     resample,
     rr_intervals,
-    segment_records,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
+    SegmentationParams,
+    record_template,
 )
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.linear import (
     RR_FEATURES,
     linear_probabilities,

@@ -14,7 +14,9 @@ from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderClassifier,
     LSTMAutoencoderEnsemble,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.losses import (
     autoencoder_loss,
     focal_cross_entropy,

@@ -17,10 +17,12 @@ from medlstm.datasets.wfdb_records import LazyWfdbRecords, WfdbRecordsDataset
 from medlstm.datasets.window_shards import ShardedWindows
 from medlstm.pipelines.ecg_autoencoder.detection import detected_segmenter
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    SegmentationParams,
     _record_task,
     _run_record,
     segment_databases,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
+    SegmentationParams,
 )
 
 RAW = Path(__file__).parents[3] / "data" / "01_raw"

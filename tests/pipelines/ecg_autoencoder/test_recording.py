@@ -18,7 +18,6 @@ from medlstm.datasets.wfdb_records import WfdbRecordError, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder import recording
 from medlstm.pipelines.ecg_autoencoder.detection import match_beats
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
-    SegmentationParams,
     segment_records,
 )
 from medlstm.pipelines.ecg_autoencoder.recording import (
@@ -37,6 +36,9 @@ from medlstm.pipelines.ecg_autoencoder.recording_report import (
     recording_summary,
     strip_figure,
     strip_minutes,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
+    SegmentationParams,
 )
 
 EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "mitdb_excerpt"
@@ -232,7 +234,7 @@ def test_reference_beats_need_annotations(tmp_path, params):
 
 def test_detected_beats_are_cut_by_the_training_path(params, monkeypatch):
     """Given the annotated beats as 'detections', the windows and RR features equal
-    the training ingestion's: both go through ingestion.segment_beats."""
+    the training ingestion's: both go through segmentation.segment_beats."""
     annotated = read_wfdb_record(EXCERPT / "208")
     p = SegmentationParams.from_dict(params["ingestion"])
     labelled = annotated.ann_samples[np.isin(annotated.ann_symbols, list(p.lookup))]

@@ -12,7 +12,9 @@ import pytest
 import wfdb
 
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
 from medlstm.pipelines.ecg_autoencoder.sampling_rate import (
     check_sampling_rates,
     qrs_width_ms,

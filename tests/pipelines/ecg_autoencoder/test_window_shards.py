@@ -17,7 +17,9 @@ from medlstm.datasets.window_shards import (
     WindowShardsDataset,
     write_shard,
 )
-from medlstm.pipelines.ecg_autoencoder.ingestion import segment_databases
+from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_databases,
+)
 from medlstm.pipelines.ecg_autoencoder.modelling import split_tensors, train_cnn
 from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 

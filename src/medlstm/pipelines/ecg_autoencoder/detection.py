@@ -27,10 +27,12 @@ import pandas as pd
 from scipy import ndimage, signal
 
 from medlstm.datasets.wfdb_records import WfdbRecord
-from medlstm.pipelines.ecg_autoencoder.ingestion import (
+from medlstm.pipelines.ecg_autoencoder.preprocessing import (
+    choose_lead,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     _labelled_beats,
-    choose_lead,
     segment_beats,
     segment_record,
 )

@@ -22,10 +22,12 @@ import pandas as pd
 from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.detection import DetectionParams, detect_beats
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
+    segment_records,
+)
+from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     segment_beats,
     segment_record,
-    segment_records,
 )
 
 logger = logging.getLogger(__name__)
