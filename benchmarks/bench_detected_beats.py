@@ -36,8 +36,10 @@ import pandas as pd
 from medlstm.core.machine import machine_line
 from medlstm.core.persistence import load_model
 from medlstm.datasets.wfdb_records import read_wfdb_record
-from medlstm.pipelines.ecg_autoencoder.detection import (
+from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     score_detected_beats,
+)
+from medlstm.pipelines.ecg_autoencoder.detection import (
     segment_detected_record,
 )
 from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats

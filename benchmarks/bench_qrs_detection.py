@@ -36,9 +36,11 @@ import numpy as np
 
 from medlstm.core.machine import machine_line
 from medlstm.datasets.wfdb_records import read_wfdb_record
+from medlstm.pipelines.ecg_autoencoder.beat_matching import (
+    detection_counts,
+)
 from medlstm.pipelines.ecg_autoencoder.detection import (
     detect_beats,
-    detection_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -14,13 +14,15 @@ import pytest
 import torch
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
+from medlstm.pipelines.ecg_autoencoder.beat_matching import (
+    detection_counts,
+    match_beats,
+    score_detected_beats,
+)
 from medlstm.pipelines.ecg_autoencoder.detection import (
     DetectionParams,
     detect_beats,
-    detection_counts,
-    match_beats,
     refine_peaks,
-    score_detected_beats,
     segment_detected_record,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (

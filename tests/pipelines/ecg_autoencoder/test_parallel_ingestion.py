@@ -15,7 +15,9 @@ from kedro.io import DatasetError
 from medlstm.core.parallel import SCHEDULER_ENV, ParallelParams, map_tasks
 from medlstm.datasets.wfdb_records import LazyWfdbRecords, WfdbRecordsDataset
 from medlstm.datasets.window_shards import ShardedWindows
-from medlstm.pipelines.ecg_autoencoder.detection import detected_segmenter
+from medlstm.pipelines.ecg_autoencoder.detection import (
+    detected_segmenter,
+)
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     _record_task,
     _run_record,

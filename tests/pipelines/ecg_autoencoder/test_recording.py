@@ -16,7 +16,9 @@ from wfdb.io.convert.edf import wfdb_to_edf
 
 from medlstm.datasets.wfdb_records import WfdbRecordError, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder import recording
-from medlstm.pipelines.ecg_autoencoder.detection import match_beats
+from medlstm.pipelines.ecg_autoencoder.beat_matching import (
+    match_beats,
+)
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )

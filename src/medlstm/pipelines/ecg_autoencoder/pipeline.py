@@ -14,6 +14,9 @@ Nodes sit in the namespaces ``ecg_autoencoder.<group>``: ingestion, autoencoder,
 cnn, linear, reporting for training (each model's group holds its training,
 validation and test nodes), inference for a recording and served for the pyfunc
 model; datasets and parameters keep their names.
+
+Long on purpose (~440 lines): the three pipelines share node builders and dataset
+names, so their wiring stays in one file.
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 
 from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
-from medlstm.pipelines.ecg_autoencoder.detection import DetectionParams, detect_beats
+from medlstm.pipelines.ecg_autoencoder.detection import (
+    DetectionParams,
+    detect_beats,
+)
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
