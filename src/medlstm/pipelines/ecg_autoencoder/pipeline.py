@@ -98,8 +98,12 @@ def _classify_node(table: str, output: str, name: str):
     )
 
 
-def _training() -> Pipeline:
-    ingestion = [
+INPUTS = ["ecg_beats_split", "ecg_windows"]  # every model trains on these
+
+
+def _ingestion() -> list:
+    """Records of both databases -> beats and windows -> the split."""
+    return [
         node(
             segment_databases,
             {
@@ -119,29 +123,33 @@ def _training() -> Pipeline:
             name="assign_splits",
         ),
     ]
-    inputs = ["ecg_beats_split", "ecg_windows"]
-    validation = {
-        model: [
-            node(
-                predict_val,
-                [f"ecg_{model}_model", *inputs, FEATURES, LABELS],
-                f"ecg_{model}_val_predictions",
-                name=f"predict_val_{model}",
-            ),
-            node(
-                validation_metrics,
-                [f"ecg_{model}_val_predictions", LABELS],
-                [f"ecg_{model}_val_metrics", f"ecg_{model}_val_mlflow_metrics"],
-                name=f"evaluate_val_{model}",
-            ),
-        ]
-        for model in ("autoencoder", "cnn")
-    }
+
+
+def _validation(model: str) -> list:
+    """Predictions and metrics of ``model`` on the validation beats."""
+    return [
+        node(
+            predict_val,
+            [f"ecg_{model}_model", *INPUTS, FEATURES, LABELS],
+            f"ecg_{model}_val_predictions",
+            name=f"predict_val_{model}",
+        ),
+        node(
+            validation_metrics,
+            [f"ecg_{model}_val_predictions", LABELS],
+            [f"ecg_{model}_val_metrics", f"ecg_{model}_val_mlflow_metrics"],
+            name=f"evaluate_val_{model}",
+        ),
+    ]
+
+
+def _autoencoder() -> list:
+    """Train the LSTM autoencoder; its test and validation scores and figures."""
     autoencoder = [
         node(
             train_autoencoder,
             [
-                *inputs,
+                *INPUTS,
                 f"{P}.autoencoder",
                 FEATURES,
                 LABELS,
@@ -159,7 +167,7 @@ def _training() -> Pipeline:
         ),
         node(
             predict_test_autoencoder,
-            ["ecg_autoencoder_model", *inputs, FEATURES, LABELS],
+            ["ecg_autoencoder_model", *INPUTS, FEATURES, LABELS],
             ["ecg_autoencoder_test_predictions", "ecg_autoencoder_test_latent"],
             name="predict_test_autoencoder",
         ),
@@ -183,7 +191,7 @@ def _training() -> Pipeline:
         ),
         node(
             reconstruction_figure,
-            ["ecg_autoencoder_model", *inputs, FEATURES, LABELS, f"{P}.reporting"],
+            ["ecg_autoencoder_model", *INPUTS, FEATURES, LABELS, f"{P}.reporting"],
             "ecg_autoencoder_reconstructions",
             name="reconstruction_figure",
         ),
@@ -204,10 +212,15 @@ def _training() -> Pipeline:
             name="latent_projection_figure",
         ),
     ]
+    return autoencoder + _validation("autoencoder")
+
+
+def _cnn() -> list:
+    """Train the 1D-CNN; its test and validation scores."""
     cnn = [
         node(
             train_cnn,
-            [*inputs, f"{P}.cnn", FEATURES, LABELS],
+            [*INPUTS, f"{P}.cnn", FEATURES, LABELS],
             ["ecg_cnn_model", "ecg_cnn_history"],
             name="train_cnn",
         ),
@@ -219,7 +232,7 @@ def _training() -> Pipeline:
         ),
         node(
             predict_test,
-            ["ecg_cnn_model", *inputs, FEATURES, LABELS],
+            ["ecg_cnn_model", *INPUTS, FEATURES, LABELS],
             "ecg_cnn_test_predictions",
             name="predict_test_cnn",
         ),
@@ -236,7 +249,54 @@ def _training() -> Pipeline:
             name="cnn_metrics_outputs",
         ),
     ]
-    reports = [
+    return cnn + _validation("cnn")
+
+
+def _linear() -> list:
+    """Fit the linear anchor; its test and validation scores."""
+    return [
+        node(
+            train_linear,
+            [*INPUTS, f"{P}.linear", f"{P}.ingestion", LABELS],
+            "ecg_linear_model",
+            name="train_linear",
+        ),
+        node(
+            predict_test_linear,
+            ["ecg_linear_model", *INPUTS],
+            "ecg_linear_test_predictions",
+            name="predict_test_linear",
+        ),
+        node(
+            evaluate,
+            ["ecg_linear_test_predictions", LABELS],
+            "ecg_linear_test_metrics",
+            name="evaluate_linear",
+        ),
+        node(
+            linear_metrics_outputs,
+            "ecg_linear_test_metrics",
+            ["ecg_linear_test_mlflow_metrics", "ecg_linear_confusion_matrix"],
+            name="linear_metrics_outputs",
+        ),
+        node(
+            predict_val_linear,
+            ["ecg_linear_model", *INPUTS],
+            "ecg_linear_val_predictions",
+            name="predict_val_linear",
+        ),
+        node(
+            validation_metrics,
+            ["ecg_linear_val_predictions", LABELS],
+            ["ecg_linear_val_metrics", "ecg_linear_val_mlflow_metrics"],
+            name="evaluate_val_linear",
+        ),
+    ]
+
+
+def _reporting() -> list:
+    """The summary, the scores-by-test-set figure and the served model's example."""
+    return [
         node(
             summary_report,
             [
@@ -275,50 +335,16 @@ def _training() -> Pipeline:
             name="example_signal",
         ),
     ]
-    linear = [
-        node(
-            train_linear,
-            [*inputs, f"{P}.linear", f"{P}.ingestion", LABELS],
-            "ecg_linear_model",
-            name="train_linear",
-        ),
-        node(
-            predict_test_linear,
-            ["ecg_linear_model", *inputs],
-            "ecg_linear_test_predictions",
-            name="predict_test_linear",
-        ),
-        node(
-            evaluate,
-            ["ecg_linear_test_predictions", LABELS],
-            "ecg_linear_test_metrics",
-            name="evaluate_linear",
-        ),
-        node(
-            linear_metrics_outputs,
-            "ecg_linear_test_metrics",
-            ["ecg_linear_test_mlflow_metrics", "ecg_linear_confusion_matrix"],
-            name="linear_metrics_outputs",
-        ),
-        node(
-            predict_val_linear,
-            ["ecg_linear_model", *inputs],
-            "ecg_linear_val_predictions",
-            name="predict_val_linear",
-        ),
-        node(
-            validation_metrics,
-            ["ecg_linear_val_predictions", LABELS],
-            ["ecg_linear_val_metrics", "ecg_linear_val_mlflow_metrics"],
-            name="evaluate_val_linear",
-        ),
-    ]
+
+
+def _training() -> Pipeline:
+    """Ingestion, the three models and the reports, each in its namespace."""
     groups = {
-        "ingestion": ingestion,
-        "autoencoder": autoencoder + validation["autoencoder"],
-        "cnn": cnn + validation["cnn"],
-        "linear": linear,
-        "reporting": reports,
+        "ingestion": _ingestion(),
+        "autoencoder": _autoencoder(),
+        "cnn": _cnn(),
+        "linear": _linear(),
+        "reporting": _reporting(),
     }
     return Pipeline([group(PACKAGE, name, nodes) for name, nodes in groups.items()])
 
