@@ -9,6 +9,10 @@ interrupted run resumes exactly where it stopped.
 A batch is a tuple of tensors whose last element is the target. Models with their
 own objective (an autoencoder's reconstruction + classification loss, a forecaster's
 MSE) pass ``batch_loss(model, batch) -> StepOutput``.
+
+Long on purpose (~950 lines): the one training loop of every pipeline, with its
+settings, setup, checkpoints and prediction, kept together so that nothing about
+training is decided elsewhere; each function in it is small.
 """
 
 from __future__ import annotations
