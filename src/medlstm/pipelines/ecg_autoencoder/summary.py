@@ -12,6 +12,7 @@ from medlstm.core.evaluation import (
     markdown_report,
     metrics_table_markdown,
 )
+from medlstm.core.reporting import markdown_table
 from medlstm.pipelines.ecg_autoencoder.reporting import TEST_SET_NAMES, by_test_set
 
 OPTIMISTIC_NOTE = (
@@ -21,38 +22,32 @@ OPTIMISTIC_NOTE = (
 
 
 def _counts_table(split_report: dict[str, Any], class_names: list[str]) -> str:
-    lines = [
-        "| part | records | " + " | ".join(class_names) + " | total |",
-        "|---|---:|" + "---:|" * (len(class_names) + 1),
-    ]
+    rows = []
     for part in ("train", "train_unused", "val", "test", "excluded"):
         counts = split_report["beats"].get(part, {})
         if part == "train_unused" and not counts:
             continue
-        cells = [str(counts.get(c, 0)) for c in class_names]
         n_records = len(split_report["records"].get(part, []))
-        lines.append(
-            f"| {part} | {n_records if part != 'train_unused' else '-'} | "
-            + " | ".join(cells)
-            + f" | {sum(counts.values())} |"
+        rows.append(
+            [part, n_records if part != "train_unused" else "-"]
+            + [counts.get(c, 0) for c in class_names]
+            + [sum(counts.values())]
         )
-    return "\n".join(lines)
+    return markdown_table(rows, ["part", "records", *class_names, "total"])
 
 
 def _per_record_markdown(table: pd.DataFrame, class_names: list[str]) -> str:
     """Cells "found / n (+false alarms)" per record; a line on each class's biggest record."""
-    header = "| record | beats | " + " | ".join(class_names) + " |"
-    lines = [header, "|---|---:|" + "---:|" * len(class_names)]
-    for row in table.to_dict("records"):
-        cells = [
+    rows = [
+        [row["record"], int(row["n_beats"])]
+        + [
             f"{int(row[f'{c}_found'])} / {int(row[f'{c}_n'])} (+{int(row[f'{c}_false'])})"
             if row[f"{c}_n"] or row[f"{c}_false"]
             else "-"
             for c in class_names
         ]
-        lines.append(
-            f"| {row['record']} | {int(row['n_beats'])} | " + " | ".join(cells) + " |"
-        )
+        for row in table.to_dict("records")
+    ]
     notes = []
     for c in class_names[1:]:
         total = int(table[f"{c}_n"].sum())
@@ -67,7 +62,7 @@ def _per_record_markdown(table: pd.DataFrame, class_names: list[str]) -> str:
     return (
         "Cells: beats found / beats of the class (+ other beats predicted as it); "
         "- where there are neither.\n\n"
-        + "\n".join(lines)
+        + markdown_table(rows, ["record", "beats", *class_names])
         + ("\n\n" + "\n".join(notes) if notes else "")
     )
 
@@ -89,40 +84,35 @@ def _headline(metrics: dict[str, Any]) -> str:
 def scores_by_test_set_markdown(scheme: str, models: dict[str, dict[str, Any]]) -> str:
     """One row per model and test set: the protocol, accuracy, macro F1, S and V
     Se / +P. Test sets of different databases are reported apart, never pooled."""
-    lines = [
-        "| model | protocol | test set | beats | accuracy | macro F1 | S Se / +P | V Se / +P |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
+    rows = []
     for model, metrics in models.items():
         for database, m in by_test_set(metrics).items():
             pc = m["per_class"]
-            cells = [
-                f"{pc[c]['recall']:.3f} / {pc[c]['precision']:.3f}" if c in pc else "-"
-                for c in ("S", "V")
-            ]
-            lines.append(
-                f"| {model} | {scheme} | {TEST_SET_NAMES.get(database, database)} | "
-                f"{m['n']} | {m['accuracy']:.3f} | {m['macro_f1']:.3f} | "
-                + " | ".join(cells)
-                + " |"
+            rows.append(
+                [model, scheme, TEST_SET_NAMES.get(database, database), m["n"]]
+                + [f"{m['accuracy']:.3f}", f"{m['macro_f1']:.3f}"]
+                + [
+                    f"{pc[c]['recall']:.3f} / {pc[c]['precision']:.3f}"
+                    if c in pc
+                    else "-"
+                    for c in ("S", "V")
+                ]
             )
-    return "\n".join(lines)
+    header = ["model", "protocol", "test set", "beats", "accuracy", "macro F1"]
+    return markdown_table(rows, [*header, "S Se / +P", "V Se / +P"], "lllrrrrr")
 
 
 def published_scores_markdown(published: pd.DataFrame) -> str:
     """Published inter-patient DS1 -> DS2 results, as rows comparable with ours."""
-    lines = [
-        "| study | method | S Se / +P | V Se / +P |",
-        "|---|---|---:|---:|",
+    rows = [
+        [row["study"], row["method"]]
+        + [f"{row[f'{c}_Se']:.3f} / {row[f'{c}_P']:.3f}" for c in ("S", "V")]
+        for row in published.to_dict("records")
     ]
-    for row in published.to_dict("records"):
-        lines.append(
-            f"| {row['study']} | {row['method']} | {row['S_Se']:.3f} / {row['S_P']:.3f} "
-            f"| {row['V_Se']:.3f} / {row['V_P']:.3f} |"
-        )
     return (
         "Published results of the same protocol (train DS1, test DS2, AAMI classes), "
-        "as reported by their authors:\n\n" + "\n".join(lines)
+        "as reported by their authors:\n\n"
+        + markdown_table(rows, ["study", "method", "S Se / +P", "V Se / +P"], "llrr")
     )
 
 
@@ -130,24 +120,26 @@ def ds2_history_markdown(history: pd.DataFrame) -> str:
     """Every DS2 score a committed default setting received (date, commit, machine,
     precision), so that nobody tunes on DS2 by repetition unnoticed."""
     columns = ["accuracy", "S_Se", "S_P", "V_Se", "V_P", "macro_f1"]
-    lines = [
-        "| date | commit | model | setting | protocol | machine, precision | accuracy "
-        "| S Se / +P | V Se / +P | macro F1 |",
-        "|---|---|---|---|---|---|---:|---:|---:|---:|",
-    ]
+    rows = []
     for row in history.to_dict("records"):
         v = {c: row.get(c) for c in columns}
         cell = {c: "-" if pd.isna(v[c]) else f"{float(v[c]):.3f}" for c in columns}
-        lines.append(
-            f"| {row['date']} | {row['commit']} | {row['model']} | {row['setting']} | "
-            f"{row['protocol']} | {row['machine']}, {row['precision']} | "
-            f"{cell['accuracy']} | {cell['S_Se']} / {cell['S_P']} | "
-            f"{cell['V_Se']} / {cell['V_P']} | {cell['macro_f1']} |"
+        rows.append(
+            [row[k] for k in ("date", "commit", "model", "setting", "protocol")]
+            + [f"{row['machine']}, {row['precision']}", cell["accuracy"]]
+            + [f"{cell['S_Se']} / {cell['S_P']}", f"{cell['V_Se']} / {cell['V_P']}"]
+            + [cell["macro_f1"]]
         )
+    header = ["date", "commit", "model", "setting", "protocol", "machine, precision"]
+    table = markdown_table(
+        rows,
+        [*header, "accuracy", "S Se / +P", "V Se / +P", "macro F1"],
+        "llllllrrrr",
+    )
     return (
         "Every DS2 score that a committed default setting received before this run "
         "(docs/experiments/ecg_ds2_scores.csv; add this run's rows when its setting "
-        "is committed as a default):\n\n" + "\n".join(lines)
+        "is committed as a default):\n\n" + table
     )
 
 
