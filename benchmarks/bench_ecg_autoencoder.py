@@ -34,6 +34,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from medlstm.core.machine import machine_line
+from medlstm.core.threads import limit_threads
 from medlstm.core.training import TrainingParams, fit, seed_everything
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
@@ -230,7 +231,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        limit_threads(args.threads)
     print(machine_line(), flush=True)
     params = load_params(args.env)
     beats, windows = bench_ingestion(args.source, params)

@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 import yaml
 from bench_ecg_autoencoder import ROOT, load_params
 
 from medlstm.core.evaluation import classification_metrics
 from medlstm.core.machine import machine_line
+from medlstm.core.threads import limit_threads
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
@@ -179,7 +179,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.threads:
-        torch.set_num_threads(args.threads)
+        limit_threads(args.threads)
     print(machine_line(), flush=True)
     if args.average:
         print_average(args.average, load_params(args.env))
