@@ -172,8 +172,15 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
             ]
         ),
         pd.read_csv(PUBLISHED),
+        "Shipped excerpt: not the full-data results." if optimistic else None,
     )
 
+    # The data note, when given, is the first section; without one there is none.
+    assert (
+        text.split("\n## ")[1].startswith("Data\n\nShipped excerpt: not the full-data")
+    ) == optimistic
+    assert ("## Data" in text) == optimistic
+    assert "| N | 0.1 | 0.1 | 7 |" in text  # anomaly statistics per class
     assert ("OPTIMISTIC" in text) == optimistic
     assert (
         "| 2026-11-21 | abc1234 | cnn | default | inter_patient | A, fp32 | 0.923 |"

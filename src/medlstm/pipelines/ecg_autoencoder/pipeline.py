@@ -313,6 +313,7 @@ def _reporting() -> list:
                 "ecg_linear_val_metrics",
                 "ecg_ds2_score_history",
                 "ecg_published_scores",
+                f"{P}.reporting.data_note",
             ],
             "ecg_summary",
             name="summary_report",

@@ -143,6 +143,58 @@ def ds2_history_markdown(history: pd.DataFrame) -> str:
     )
 
 
+def _split_section(split_report: dict[str, Any], class_names: list[str]) -> str:
+    """The scheme, the records of each part and the beat counts per class."""
+    lines = [
+        f"Scheme **{split_report['scheme']}** "
+        + (
+            "(patient-wise: no record in two parts, checked)."
+            if split_report["patient_wise"]
+            else ""
+        ),
+    ]
+    if split_report["optimistic"]:
+        lines.insert(0, OPTIMISTIC_NOTE + "\n")
+    else:
+        for part in ("train", "val", "test", "excluded"):
+            records = split_report["records"].get(part, [])
+            lines.append(f"- {part} ({len(records)}): {', '.join(records) or '-'}")
+    return "\n".join([*lines, "", _counts_table(split_report, class_names)])
+
+
+def _ingestion_section(report: dict[str, Any]) -> str:
+    """Beats kept, dropped (and why) and records skipped."""
+    totals = report["totals"]
+    return (
+        f"{report['n_beats']} beats kept ({report['window_samples']}-sample "
+        f"windows at {report['target_fs']:g} Hz). Dropped: "
+        f"{totals.get('dropped_edge', 0)} too close to a record edge, "
+        f"{totals.get('dropped_no_rr', 0)} without a neighbouring beat, "
+        f"{totals.get('dropped_nan', 0)} with invalid samples; "
+        f"{totals.get('skipped_unknown_symbol', 0)} unknown symbols skipped. "
+        f"Skipped records: {report['skipped_records'] or 'none'}."
+    )
+
+
+def _anomaly_section(anomaly: dict[str, Any]) -> str:
+    """ROC-AUC of the reconstruction error and its statistics per class."""
+    auc = anomaly.get("roc_auc_abnormal_vs_normal")
+    rows = [
+        [c, f"{v['mean']:.4g}", f"{v['median']:.4g}", v["n"]]
+        for c, v in anomaly["per_class"].items()
+    ]
+    return (
+        f"ROC-AUC of the reconstruction error, abnormal vs {anomaly['normal_class']}: "
+        + (f"**{auc:.3f}**" if auc is not None else "undefined")
+        + "\n\n"
+        + markdown_table(rows, ["class", "mean error", "median error", "n"])
+    )
+
+
+def _model_section(metrics: dict[str, Any]) -> str:
+    return metrics_table_markdown(metrics) + "\n\n" + confusion_matrix_markdown(metrics)
+
+
 def summary_report(
     ingestion_report: dict[str, Any],
     split_report: dict[str, Any],
@@ -157,86 +209,37 @@ def summary_report(
     linear_val: dict[str, Any],
     ds2_history: pd.DataFrame,
     published: pd.DataFrame,
+    data_note: str | None = None,
 ) -> str:
-    """Markdown summary: split, records and beat counts, AAMI tables of both models,
-    the autoencoder's results per test record, and the validation figures the models
+    """Markdown summary: what data the figures come from (``data_note``, e.g. that an
+    excerpt's figures are not the full-data results), split, records and beat counts,
+    the scores of every model by test set beside the published ones, AAMI tables, the
+    autoencoder's results per test record, and the validation figures the models
     were selected on."""
-    class_names = list(label_mapping)
-    scheme = split_report["scheme"]
-    split_lines = [
-        f"Scheme **{scheme}** "
-        + (
-            "(patient-wise: no record in two parts, checked)."
-            if split_report["patient_wise"]
-            else ""
-        ),
-    ]
-    if split_report["optimistic"]:
-        split_lines.insert(0, OPTIMISTIC_NOTE + "\n")
-    else:
-        for part in ("train", "val", "test", "excluded"):
-            records = split_report["records"].get(part, [])
-            split_lines.append(
-                f"- {part} ({len(records)}): {', '.join(records) or '-'}"
-            )
-    split_lines += ["", _counts_table(split_report, class_names)]
-
-    totals = ingestion_report["totals"]
-    ingestion = (
-        f"{ingestion_report['n_beats']} beats kept ({ingestion_report['window_samples']}-sample "
-        f"windows at {ingestion_report['target_fs']:g} Hz). Dropped: "
-        f"{totals.get('dropped_edge', 0)} too close to a record edge, "
-        f"{totals.get('dropped_no_rr', 0)} without a neighbouring beat, "
-        f"{totals.get('dropped_nan', 0)} with invalid samples; "
-        f"{totals.get('skipped_unknown_symbol', 0)} unknown symbols skipped. "
-        f"Skipped records: {ingestion_report['skipped_records'] or 'none'}."
-    )
-    auc = anomaly.get("roc_auc_abnormal_vs_normal")
-    anomaly_text = (
-        f"ROC-AUC of the reconstruction error, abnormal vs {anomaly['normal_class']}: "
-        + (f"**{auc:.3f}**" if auc is not None else "undefined")
-        + "\n\n| class | mean error | median error | n |\n|---|---:|---:|---:|\n"
-        + "\n".join(
-            f"| {c} | {v['mean']:.4g} | {v['median']:.4g} | {v['n']} |"
-            for c, v in anomaly["per_class"].items()
-        )
-    )
     title = "ECG beat classification (AAMI EC57 classes)"
     if split_report["optimistic"]:
         title += " - OPTIMISTIC intra-patient split"
+    models = {
+        "LSTM autoencoder-classifier": autoencoder_metrics,
+        "1D-CNN baseline": cnn_metrics,
+        "linear baseline (RR + morphology)": linear_metrics,
+    }
+    test_sets = scores_by_test_set_markdown(split_report["scheme"], models)
     sections = [
-        ("Split", "\n".join(split_lines)),
-        ("Ingestion", ingestion),
-        (
-            "Test sets",
-            scores_by_test_set_markdown(
-                scheme,
-                {
-                    "LSTM autoencoder-classifier": autoencoder_metrics,
-                    "1D-CNN baseline": cnn_metrics,
-                    "linear baseline (RR + morphology)": linear_metrics,
-                },
-            )
-            + "\n\n"
-            + published_scores_markdown(published),
-        ),
+        ("Data", data_note or ""),
+        ("Split", _split_section(split_report, list(label_mapping))),
+        ("Ingestion", _ingestion_section(ingestion_report)),
+        ("Test sets", test_sets + "\n\n" + published_scores_markdown(published)),
         (
             "LSTM autoencoder-classifier (test: MIT-BIH)",
-            metrics_table_markdown(autoencoder_metrics)
-            + "\n\n"
-            + confusion_matrix_markdown(autoencoder_metrics),
+            _model_section(autoencoder_metrics),
         ),
-        (
-            "1D-CNN baseline (test: MIT-BIH)",
-            metrics_table_markdown(cnn_metrics)
-            + "\n\n"
-            + confusion_matrix_markdown(cnn_metrics),
-        ),
+        ("1D-CNN baseline (test: MIT-BIH)", _model_section(cnn_metrics)),
         (
             "LSTM autoencoder-classifier per test record",
-            _per_record_markdown(autoencoder_per_record, class_names),
+            _per_record_markdown(autoencoder_per_record, list(label_mapping)),
         ),
-        ("Anomaly detection by reconstruction error (test)", anomaly_text),
+        ("Anomaly detection by reconstruction error (test)", _anomaly_section(anomaly)),
         ("DS2 scores of committed defaults", ds2_history_markdown(ds2_history)),
         (
             "Validation (model selection; the test set was not used for choices)",
@@ -244,4 +247,4 @@ def summary_report(
             f"\n- linear: {_headline(linear_val)}",
         ),
     ]
-    return markdown_report(title, sections)
+    return markdown_report(title, [(name, text) for name, text in sections if text])
