@@ -251,38 +251,14 @@ def segment_databases(
             f"Parameter 'ecg_autoencoder.databases' has no entry for {missing}; "
             "each needs 'leads' and 'record_prefix'."
         )
-    segment = segment_record
-    if detection is not None:
-        # Imported here: detection builds on this module.
-        from medlstm.pipelines.ecg_autoencoder.detection import (
-            beat_source,
-            detected_segmenter,
-        )
-
-        if beat_source(detection) == "detected":
-            segment = detected_segmenter(detection)
     parallel = ParallelParams.from_dict(
         ingestion.get("parallel"), "ecg_autoencoder.ingestion.parallel"
     )
     spill = _spill_folder(ingestion)
     # One task list over every database: one cluster start, all workers busy.
-    tasks, groups = [], []
-    for name, records in sources.items():
-        cfg = databases[name]
-        if not cfg.get("leads"):
-            raise ValueError(
-                f"Parameter 'ecg_autoencoder.databases.{name}.leads' is empty."
-            )
-        prefix = str(cfg.get("record_prefix") or "")
-        p = SegmentationParams.from_dict(
-            {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
-        )
-        start = len(tasks)
-        tasks += [
-            _record_task(records, rid, p, segment, prefix, _shard(spill, start + i))
-            for i, rid in enumerate(sorted(records))
-        ]
-        groups.append((name, start, len(tasks)))
+    tasks, groups, p = _database_tasks(
+        sources, databases, ingestion, _segmenter(detection), spill
+    )
     results = map_tasks(_run_record, tasks, parallel)
     frames, arrays, per_record, counts = [], [], {}, {}
     for name, start, stop in groups:
@@ -309,3 +285,48 @@ def segment_databases(
         pd.concat(frames, ignore_index=True), windows, per_record, p
     )
     return beats, windows, {**report, "databases": counts}
+
+
+def _segmenter(detection: dict[str, Any] | None) -> Callable:
+    """How one record is cut: at its annotated beats, or at the detected ones."""
+    if detection is None:
+        return segment_record
+    # Imported here: detection builds on this module.
+    from medlstm.pipelines.ecg_autoencoder.detection import (
+        beat_source,
+        detected_segmenter,
+    )
+
+    if beat_source(detection) == "detected":
+        return detected_segmenter(detection)
+    return segment_record
+
+
+def _database_tasks(
+    sources: dict[str, Mapping[str, WfdbRecord]],
+    databases: dict[str, dict[str, Any]],
+    ingestion: dict[str, Any],
+    segment: Callable,
+    spill: SpillFolder | None,
+) -> tuple[list[_RecordTask], list[tuple[str, int, int]], SegmentationParams]:
+    """One task per record of every database, each with its database's leads and
+    record prefix; ``(tasks, (database, first, stop) per database, the last
+    database's settings)``."""
+    tasks, groups = [], []
+    for name, records in sources.items():
+        cfg = databases[name]
+        if not cfg.get("leads"):
+            raise ValueError(
+                f"Parameter 'ecg_autoencoder.databases.{name}.leads' is empty."
+            )
+        prefix = str(cfg.get("record_prefix") or "")
+        p = SegmentationParams.from_dict(
+            {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
+        )
+        start = len(tasks)
+        tasks += [
+            _record_task(records, rid, p, segment, prefix, _shard(spill, start + i))
+            for i, rid in enumerate(sorted(records))
+        ]
+        groups.append((name, start, len(tasks)))
+    return tasks, groups, p
