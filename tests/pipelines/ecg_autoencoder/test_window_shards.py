@@ -20,7 +20,11 @@ from medlstm.datasets.window_shards import (
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import split_tensors, train_cnn
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    split_tensors,
+    train_cnn,
+    training_scale,
+)
 from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 
 RAW = Path(__file__).parents[3] / "data" / "01_raw"
@@ -66,6 +70,16 @@ def test_views_shape_and_bounded_open_shards(shards):
         windows[np.array([7])]
     with pytest.raises(IndexError, match="Boolean row index"):
         windows[np.array([True, False])]
+
+
+def test_training_scale_from_shards_equals_the_array_std(shards):
+    windows, array = shards
+    train = np.array([True, False, True, True, False, True, True])
+    # Chunks of 2 rows cross shard boundaries and the empty shard.
+    scale = training_scale(windows, train, chunk_rows=2)
+    assert scale == pytest.approx(float(array[train].std()), rel=1e-6)
+    assert training_scale(array, train) == float(array[train].std())
+    assert training_scale(windows, np.zeros(7, bool)) == 1.0
 
 
 def test_a_shard_of_another_width_is_named(tmp_path, shards):

@@ -160,6 +160,28 @@ def _train(
     return result.model, result.history
 
 
+def training_scale(
+    windows: np.ndarray | ShardedWindows, train: np.ndarray, chunk_rows: int = 8192
+) -> float:
+    """Standard deviation of the training windows (1.0 where it is 0).
+
+    Windows stored in shards are read ``chunk_rows`` rows at a time and the moments
+    summed in float64, so the training split never sits in memory at once; in memory
+    the array's own ``std`` is used, as it always was.
+    """
+    if not isinstance(windows, ShardedWindows):
+        return float(windows[train].std()) or 1.0
+    rows = np.flatnonzero(train)
+    total = total_sq = 0.0
+    for start in range(0, len(rows), chunk_rows):
+        block = np.asarray(windows[rows[start : start + chunk_rows]], np.float64)
+        total += float(block.sum())
+        total_sq += float(np.square(block).sum())
+    count = len(rows) * windows.shape[1]
+    variance = max(total_sq / count - (total / count) ** 2, 0.0) if count else 0.0
+    return float(np.sqrt(variance)) or 1.0
+
+
 def train_autoencoder(
     beats: pd.DataFrame,
     windows: dict[str, np.ndarray],
@@ -196,7 +218,7 @@ def train_autoencoder(
         n_classes=len(data.class_names),
         n_rr_features=len(features.get("rr_columns", [])),
         # Fitted on the training beats only, and saved in the model's config.
-        input_scale=float(windows["windows"][train].std()) or 1.0,
+        input_scale=training_scale(windows["windows"], train),
         **rr_statistics(beats, features),
         **params.get("model", {}),
     )
