@@ -165,7 +165,9 @@ def test_registered_models_are_mlflow_artifacts_with_test_metric_prefixes():
             f"{catalog}: {model} twice"
         )
         names[catalog].add(model)
-    assert {c.name for c in CATALOGS} <= set(names), "every pipeline registers a model"
+    # A tuning study keeps no model: its result is settings to adopt through conf.
+    training = {c.name for c in CATALOGS} - {"catalog_ecg_tuning.yml"}
+    assert training <= set(names), "every training pipeline registers a model"
 
 
 # ------------------------------------------------------------------------ real runs
