@@ -12,6 +12,8 @@ import copy
 import dataclasses
 from typing import Any
 
+from medlstm.preflight import lookup
+
 SPEC_KEYS = ("param", "low", "high", "log", "step", "choices")
 
 
@@ -32,16 +34,6 @@ class Dimension:
             isinstance(v, int) and not isinstance(v, bool)
             for v in (self.low, self.high)
         )
-
-
-def lookup(tree: dict[str, Any], param: str) -> tuple[bool, Any]:
-    """``(found, value)`` of the dotted ``param`` in the nested ``tree``."""
-    node: Any = tree
-    for key in param.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return False, None
-        node = node[key]
-    return True, node
 
 
 def parse_space(entries: Any, where: str, tree: dict[str, Any]) -> list[Dimension]:
