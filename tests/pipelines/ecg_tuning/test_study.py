@@ -13,13 +13,12 @@ import yaml
 
 from medlstm.pipelines.ecg_tuning.reporting import best_params_file
 from medlstm.pipelines.ecg_tuning.search_space import nest, parse_space, with_values
-from medlstm.pipelines.ecg_tuning.study import (
+from medlstm.pipelines.ecg_tuning.storage import (
     DEFAULT_STORAGE,
-    make_pruner,
     shown_url,
     storage_url,
-    tune_cnn,
 )
+from medlstm.pipelines.ecg_tuning.study import make_pruner, tune_cnn
 from tests.pipelines.ecg_autoencoder.conftest import PARAMS_FILE
 
 TREE = {"alpha": 1.0, "ecg_autoencoder": {"cnn": {"training": {"lr": 0.002}}}}
@@ -176,7 +175,7 @@ def test_objective_averages_the_databases_without_pooling_beats():
 
 
 def test_sqlite_and_journal_storages_hold_a_study(tmp_path, monkeypatch):
-    from medlstm.pipelines.ecg_tuning.study import open_storage
+    from medlstm.pipelines.ecg_tuning.storage import open_storage
 
     monkeypatch.chdir(tmp_path)
     for url in (
@@ -200,7 +199,7 @@ def test_workers_opening_a_new_sqlite_storage_together_all_get_it(tmp_path):
 
     code = (
         "import sys, optuna\n"
-        "from medlstm.pipelines.ecg_tuning.study import open_storage\n"
+        "from medlstm.pipelines.ecg_tuning.storage import open_storage\n"
         "s = optuna.create_study(study_name='s', load_if_exists=True,\n"
         "    storage=open_storage(sys.argv[1], heartbeat_s=60))\n"
         "s.optimize(lambda t: t.suggest_float('x', 0, 1), n_trials=1)\n"
