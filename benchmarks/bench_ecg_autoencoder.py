@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import Subset
@@ -62,6 +63,14 @@ def load_params(env: str) -> dict:
         **CONFIG_LOADER_ARGS,
     )
     return loader["parameters"]
+
+
+def load_run_inputs(root: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The beat table and windows a finished ``kedro run --pipeline=ecg_autoencoder``
+    left under ``root`` (data/02_intermediate, data/05_model_input)."""
+    beats = pd.read_parquet(root / "data/02_intermediate/ecg_beats.parquet")
+    with np.load(root / "data/05_model_input/ecg_windows.npz") as npz:
+        return beats, {key: npz[key] for key in npz.files}
 
 
 def matmul_peak_gflops(size: int = 1024, repeats: int = 20) -> float:

@@ -30,9 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_ecg_autoencoder import load_params
+from bench_ecg_autoencoder import load_params, load_run_inputs
+from select_ecg_linear import validation_score
 
 import medlstm.models  # noqa: F401 - registers the architectures
+from medlstm.core.evaluation import classification_metrics
 from medlstm.core.machine import machine_line
 from medlstm.core.persistence import load_model
 from medlstm.pipelines.ecg_autoencoder.linear import predict_val_linear
@@ -41,38 +43,36 @@ from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = np.round(np.arange(-4.0, 4.01, 0.25), 2)
-S, V = 1, 2  # class indices of N S V F Q
+Sets = list[tuple[np.ndarray, np.ndarray]]  # (log probs (n, C), class indices (n,))
 
 
-def sensitivity_ppv_sum(y: np.ndarray, pred: np.ndarray) -> float:
-    """S Se + S +P + V Se + V +P (0 where undefined)."""
-    total = 0.0
-    for c in (S, V):
-        hits = float(np.sum((pred == c) & (y == c)))
-        actual, called = float(np.sum(y == c)), float(np.sum(pred == c))
-        total += (hits / actual if actual else 0.0) + (hits / called if called else 0.0)
-    return total
-
-
-def score(sets: list[tuple[np.ndarray, np.ndarray]], offsets: np.ndarray) -> float:
-    """The selection rule over ``(log probs, y)`` sets with ``offsets`` added."""
+def score(sets: Sets, offsets: np.ndarray, classes: list[str]) -> float:
+    """The selection rule (`select_ecg_linear.validation_score`) over the sets, mean,
+    with ``offsets`` added to the log probabilities."""
     return float(
-        np.mean([sensitivity_ppv_sum(y, (lp + offsets).argmax(1)) for lp, y in sets])
+        np.mean(
+            [
+                validation_score(
+                    classification_metrics(y, (lp + offsets).argmax(1), classes)
+                )
+                for lp, y in sets
+            ]
+        )
     )
 
 
-def choose_offsets(sets: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Coordinate ascent over the S and V offsets; N, F and Q keep 0."""
-    offsets = np.zeros(sets[0][0].shape[1])
-    best = score(sets, offsets)
+def choose_offsets(sets: Sets, classes: list[str]) -> np.ndarray:
+    """Coordinate ascent over the S and V offsets; the other classes keep 0."""
+    offsets = np.zeros(len(classes))
+    best = score(sets, offsets, classes)
     candidates = sorted(GRID, key=lambda g: (abs(g), g))
     for _ in range(4):
         moved = False
-        for c in (S, V):
+        for c in (classes.index("S"), classes.index("V")):
             for value in candidates:
                 trial = offsets.copy()
                 trial[c] = value
-                if (trial_score := score(sets, trial)) > best + 1e-12:
+                if (trial_score := score(sets, trial, classes)) > best + 1e-12:
                     best, offsets, moved = trial_score, trial, True
         if not moved:
             break
@@ -91,6 +91,10 @@ def by_database(
     return out
 
 
+def _shown(offsets: np.ndarray, classes: list[str]) -> str:
+    return " ".join(f"{c} {offsets[classes.index(c)]:+.2f}" for c in ("S", "V"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=ROOT, help="folder of the run")
@@ -100,9 +104,7 @@ def main() -> None:
     print(machine_line(), flush=True)
     params = load_params("full")["ecg_autoencoder"]
     classes = list(params["ingestion"]["label_mapping"])
-    beats = pd.read_parquet(args.root / "data/02_intermediate/ecg_beats.parquet")
-    with np.load(args.root / "data/05_model_input/ecg_windows.npz") as npz:
-        windows = {key: npz[key] for key in npz.files}
+    beats, windows = load_run_inputs(args.root)
     split, _ = assign_splits(beats, params["split"] | {"scheme": args.scheme})
     models = args.root / "data/06_models"
     predictions = {
@@ -126,18 +128,18 @@ def main() -> None:
     for name, table in predictions.items():
         sets = by_database(table, classes)
         zero = np.zeros(len(classes))
-        both = choose_offsets(list(sets.values()))
+        both = choose_offsets(list(sets.values()), classes)
         print(
-            f"\n{name}: fitted on both, offsets S {both[S]:+.2f} V {both[V]:+.2f}: "
-            f"{score(list(sets.values()), zero):.3f} -> "
-            f"{score(list(sets.values()), both):.3f} (in-sample)"
+            f"\n{name}: fitted on both, offsets {_shown(both, classes)}: "
+            f"{score(list(sets.values()), zero, classes):.3f} -> "
+            f"{score(list(sets.values()), both, classes):.3f} (in-sample)"
         )
         for fitted_on, other in (tuple(sets), tuple(sets)[::-1]):
-            offsets = choose_offsets([sets[fitted_on]])
+            offsets = choose_offsets([sets[fitted_on]], classes)
             print(
-                f"  fitted on {fitted_on} (S {offsets[S]:+.2f} V {offsets[V]:+.2f}), "
-                f"scored on {other}: {score([sets[other]], zero):.3f} -> "
-                f"{score([sets[other]], offsets):.3f}"
+                f"  fitted on {fitted_on} ({_shown(offsets, classes)}), scored on "
+                f"{other}: {score([sets[other]], zero, classes):.3f} -> "
+                f"{score([sets[other]], offsets, classes):.3f}"
             )
 
 

@@ -21,8 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from bench_ecg_autoencoder import load_params
+from bench_ecg_autoencoder import load_params, load_run_inputs
 
 from medlstm.core.machine import machine_line
 from medlstm.pipelines.ecg_autoencoder.linear import predict_val_linear, train_linear
@@ -50,9 +49,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     print(machine_line(), flush=True)
     params = load_params(args.env)["ecg_autoencoder"]
-    beats = pd.read_parquet(args.root / "data/02_intermediate/ecg_beats.parquet")
-    with np.load(args.root / "data/05_model_input/ecg_windows.npz") as npz:
-        windows = {key: npz[key] for key in npz.files}
+    beats, windows = load_run_inputs(args.root)
     labels = params["ingestion"]["label_mapping"]
     for scheme in ("inter_patient", "inter_patient_svdb"):
         split, _ = assign_splits(beats, params["split"] | {"scheme": scheme})
