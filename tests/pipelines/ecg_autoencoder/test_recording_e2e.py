@@ -8,11 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,6 +21,7 @@ from scipy import signal as sps
 from wfdb.io.convert.edf import wfdb_to_edf
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
+from medlstm.servers import BIN, ProcessGroups, free_port, wait_for
 from tests.conftest import make_kedro_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
@@ -145,26 +141,6 @@ def test_a_bad_recording_fails_the_run_naming_the_file(trained):
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_until_served(url: str, server: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"mlflow models serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/ping", timeout=5) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(1)
-    pytest.fail(f"no answer in {SERVER_START_S} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.mark.timeout(1500)
 def test_served_model_classifies_a_raw_strip_as_in_process(trained, tmp_path):
     (run,) = trained.runs("ecg_autoencoder")
@@ -181,12 +157,12 @@ def test_served_model_classifies_a_raw_strip_as_in_process(trained, tmp_path):
         and expected["class"].isin(["N", "S", "V", "F", "Q", "noise"]).all()
     )
 
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as out:
-        server = subprocess.Popen(
+    port = free_port()
+    # Its own process group: the server's workers are stopped with it.
+    with ProcessGroups(tmp_path, cwd=trained.root) as servers:
+        server = servers.start(
             [
-                str(Path(sys.executable).parent / "mlflow"),
+                str(BIN / "mlflow"),
                 "models",
                 "serve",
                 "-m",
@@ -198,20 +174,14 @@ def test_served_model_classifies_a_raw_strip_as_in_process(trained, tmp_path):
                 "-p",
                 str(port),
             ],
-            cwd=trained.root,
             env={
-                **os.environ,
                 "MLFLOW_TRACKING_URI": trained.tracking_uri,
                 # The server runs the venv's uvicorn, as in an activated venv.
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
             },
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its workers are stopped with it
         )
-    try:
         url = f"http://127.0.0.1:{port}"
-        _wait_until_served(url, server, log)
+        wait_for(f"{url}/ping", server, SERVER_START_S)
         body = json.dumps(
             {"dataframe_split": strip.to_dict(orient="split", index=False)}
         ).encode()
@@ -237,13 +207,6 @@ def test_served_model_classifies_a_raw_strip_as_in_process(trained, tmp_path):
             )
         assert refused.value.code >= 400
         assert "model input: the recording lasts 2.0 s" in refused.value.read().decode()
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
 
     assert list(served.columns) == list(expected.columns)
     assert served["class"].tolist() == expected["class"].tolist()
