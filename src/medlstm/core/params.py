@@ -1,0 +1,53 @@
+"""Parameter blocks hold only the keys their reader takes.
+
+A misspelt knob would otherwise be read by nobody and its default used without a
+word; every reader of a block checks it here, so every such error reads alike and
+names each offending key by its full parameter path.
+"""
+
+from __future__ import annotations
+
+import reprlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+
+def check_known_keys(
+    block: Any,
+    known: Iterable[str],
+    where: str,
+    hints: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a block that is not a mapping or holds a key its reader does not take.
+
+    Args:
+        block: The parameters block as read from YAML.
+        known: The keys its reader takes.
+        where: The block's dotted parameter path, e.g. ``ecg_autoencoder.detection``.
+        hints: For a key that used to belong here, a note on where it went, added to
+            the error when that key appears.
+
+    Raises:
+        ValueError: ``Parameter '<where>' must be a mapping ...`` for a list or
+            scalar, or ``Unknown parameter(s) <where>.a, <where>.b; known: x, y.``
+            naming every unknown key, sorted.
+    """
+    if isinstance(known, str):
+        raise TypeError(
+            f"known must be a collection of keys, not the string {known!r}."
+        )
+    if not isinstance(block, Mapping):
+        raise ValueError(
+            f"Parameter '{where}' must be a mapping of names to values, got "
+            f"{type(block).__name__} {reprlib.repr(block)}."
+        )
+    names = set(known)
+    # str(): YAML also makes numbers and booleans keys, which do not sort with str.
+    unknown = sorted(str(key) for key in block if key not in names)
+    if not unknown:
+        return
+    notes = "".join(f" ({hints[key]})" for key in unknown if key in (hints or {}))
+    raise ValueError(
+        f"Unknown parameter(s) {', '.join(f'{where}.{key}' for key in unknown)}"
+        f"{notes}; known: {', '.join(sorted(names))}."
+    )

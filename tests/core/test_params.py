@@ -1,0 +1,52 @@
+import re
+
+import pytest
+
+from medlstm.core.params import check_known_keys
+
+KNOWN = ("lr", "epochs", "batch_size")
+
+
+def test_a_block_of_known_keys_passes():
+    assert check_known_keys({"lr": 0.1, "epochs": 2}, KNOWN, "m.training") is None
+    assert check_known_keys({}, KNOWN, "m.training") is None
+
+
+def test_every_unknown_key_is_named_by_its_path_sorted_with_the_known_ones():
+    block = {"lr": 0.1, "zeta": 1, "alpha": 2, "epochs": 3}
+    with pytest.raises(ValueError) as error:
+        check_known_keys(block, KNOWN, "m.training")
+    assert str(error.value) == (
+        "Unknown parameter(s) m.training.alpha, m.training.zeta; "
+        "known: batch_size, epochs, lr."
+    )
+
+
+def test_keys_yaml_reads_as_numbers_are_named_too():
+    with pytest.raises(ValueError, match=r"m\.1, m\.b; known: a\.$"):
+        check_known_keys({1: "x", "b": 2, "a": 3}, ["a"], "m")
+
+
+@pytest.mark.parametrize("block", [["lr", 0.1], "lr: 0.1", 3, None])
+def test_a_block_that_is_not_a_mapping_is_refused_by_name(block):
+    kind = type(block).__name__
+    with pytest.raises(ValueError, match=rf"'m\.training' must be a mapping.*{kind}"):
+        check_known_keys(block, KNOWN, "m.training")
+
+
+def test_a_hint_is_added_only_for_the_key_it_is_about():
+    hints = {"precision": "now set in 'm.training.precision'"}
+    with pytest.raises(ValueError) as error:
+        check_known_keys({"precision": "bf16", "gama": 2}, ["gamma"], "m.loss", hints)
+    assert str(error.value) == (
+        "Unknown parameter(s) m.loss.gama, m.loss.precision "
+        "(now set in 'm.training.precision'); known: gamma."
+    )
+    with pytest.raises(ValueError) as error:
+        check_known_keys({"gama": 2}, ["gamma"], "m.loss", hints)
+    assert "now set" not in str(error.value)
+
+
+def test_a_string_given_as_the_known_keys_is_a_programming_error():
+    with pytest.raises(TypeError, match=re.escape("'lr'")):
+        check_known_keys({"lr": 1}, "lr", "m")
