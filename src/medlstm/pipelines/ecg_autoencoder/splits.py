@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medlstm.core.params import check_known_keys
+
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
@@ -112,12 +114,7 @@ def svdb_parts(params: dict[str, Any], scheme: str) -> dict[str, list[str]]:
     """The SVDB parts a scheme uses: its fixed ``split.svdb`` lists, checked to be
     disjoint; the training part only for ``inter_patient_svdb``."""
     cfg = params.get("svdb") or {}
-    unknown = sorted(set(cfg) - set(SVDB_PARTS))
-    if unknown:
-        raise ValueError(
-            f"Parameter 'ecg_autoencoder.split.svdb' has unknown part(s) {unknown}; "
-            f"expected {list(SVDB_PARTS)}."
-        )
+    check_known_keys(cfg, SVDB_PARTS, "ecg_autoencoder.split.svdb")
     parts = {part: _records(cfg.get(part)) for part in SVDB_PARTS}
     for i, a in enumerate(SVDB_PARTS):
         for b in SVDB_PARTS[i + 1 :]:
