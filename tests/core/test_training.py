@@ -28,6 +28,8 @@ from tests.core.toy import ToyLSTM, toy_data, train
 def test_params_reject_unknown_key_naming_it():
     with pytest.raises(ValueError, match=r"ecg\.training\.lr_patiense"):
         TrainingParams.from_dict({"lr_patiense": 3}, where="ecg.training")
+    with pytest.raises(ValueError, match=r"'ecg\.training' must be a mapping.*list"):
+        TrainingParams.from_dict(["epochs", 3], where="ecg.training")
 
 
 @pytest.mark.parametrize(

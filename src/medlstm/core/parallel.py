@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from medlstm.core.params import check_known_keys
+
 logger = logging.getLogger(__name__)
 
 SCHEDULER_ENV = "MEDLSTM_DASK_SCHEDULER"
@@ -46,13 +48,8 @@ class ParallelParams:
     ) -> ParallelParams:
         """Build from the YAML block (None = sequential); an unknown key, backend or
         a worker count below 1 is an error naming ``where``."""
-        values = dict(values or {})
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown parameter(s) {unknown} in '{where}'; known: {sorted(known)}."
-            )
+        values = {} if values is None else values
+        check_known_keys(values, cls.__dataclass_fields__, where)
         params = cls(**values)
         if params.backend not in BACKENDS:
             raise ValueError(

@@ -43,6 +43,7 @@ from torch.utils.data import (
 )
 from tqdm.auto import tqdm
 
+from medlstm.core.params import check_known_keys
 from medlstm.core.precision import CHOICES as PRECISIONS
 from medlstm.core.precision import autocast, resolve_precision
 from medlstm.core.threads import thread_limits
@@ -123,17 +124,8 @@ class TrainingParams:
         """Validate a parameters block; errors name the offending ``where.key``."""
         if values is None:
             values = {}
-        if not isinstance(values, dict):
-            raise ValueError(
-                f"Parameter '{where}' must be a mapping, got {type(values).__name__}."
-            )
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ValueError(
-                f"Unknown training parameter(s) {', '.join(f'{where}.{k}' for k in unknown)}; "
-                f"known: {', '.join(sorted(fields))}."
-            )
+        check_known_keys(values, fields, where)
         for key, value in values.items():
             _check_type(f"{where}.{key}", value, fields[key].type)
         params = cls(**values)

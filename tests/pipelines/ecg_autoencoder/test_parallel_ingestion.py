@@ -120,8 +120,13 @@ def test_parallel_parameters_are_checked_and_named():
         ParallelParams.from_dict({"backend": "spark"}, "ingest.parallel")
     with pytest.raises(ValueError, match=r"'p\.n_workers' must be null or an integer"):
         ParallelParams.from_dict({"backend": "dask", "n_workers": 0}, "p")
-    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['workers'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) p\.workers; known: backend, n_workers, sch",
+    ):
         ParallelParams.from_dict({"workers": 2}, "p")
+    with pytest.raises(ValueError, match=r"'p' must be a mapping.*list"):
+        ParallelParams.from_dict(["dask"], "p")
     with pytest.raises(ValueError, match="spill_windows' must be true or false"):
         segment_databases({}, {}, {"spill_windows": "yes"}, {"mitdb": {}, "svdb": {}})
 

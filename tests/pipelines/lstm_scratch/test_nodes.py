@@ -133,7 +133,10 @@ def test_settings_the_numpy_trainer_lacks_are_refused_by_name():
         ValueError, match=r"'lstm_scratch.regression.training.optimizer' is 'sgd'"
     ):
         training._training_params(settings, "regression")
-    with pytest.raises(ValueError, match="Unknown training parameter"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) lstm_scratch\.regression\.training\.momentum;",
+    ):
         training._training_params({"epochs": 1, "momentum": 0.9}, "regression")
 
 
