@@ -246,7 +246,10 @@ def test_symbol_in_two_classes_is_an_error(params):
 
 def test_unknown_ingestion_parameter_is_an_error(params):
     params["ingestion"]["windw"] = 3
-    with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['windw'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) ecg_autoencoder\.ingestion\.windw; known: .*spill",
+    ):
         SegmentationParams.from_dict(params["ingestion"])
 
 

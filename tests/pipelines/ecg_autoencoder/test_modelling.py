@@ -224,7 +224,12 @@ def test_a_precision_left_in_the_loss_block_says_where_it_moved(
 ):
     beats, windows = tiny_data
     ae_params["loss"]["precision"] = "bf16"
-    with pytest.raises(ValueError, match=r"autoencoder\.training\.precision"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) \S*autoencoder\.loss\.precision \(precision is "
+        r"now set in the training block: '\S*autoencoder\.training\.precision'\); "
+        r"known: focal_gamma\.$",
+    ):
         mapping = params["ingestion"]["label_mapping"]
         train_autoencoder(beats, windows, ae_params, params["features"], mapping, 1, 1)
 

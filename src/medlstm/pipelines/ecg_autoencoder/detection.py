@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
+from medlstm.core.params import check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     EC57_TOLERANCE_S,
@@ -111,13 +112,9 @@ class DetectionParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> DetectionParams:
         """Build from the YAML block; unknown keys are an error."""
-        values = dict(values or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown parameter(s) {unknown} in '{WHERE}'; known: {sorted(known)}."
-            )
+        values = {} if values is None else values
+        check_known_keys(values, (f.name for f in fields(cls)), WHERE)
+        values = dict(values)
         if "refine_band_hz" in values:
             band = values["refine_band_hz"]
             if not isinstance(band, list | tuple) or len(band) != 2:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from medlstm.core.params import check_known_keys
 from medlstm.core.training import StepOutput
 
 
@@ -83,20 +84,13 @@ LOSS_KEYS = ("focal_gamma",)
 
 def check_loss_block(loss: dict[str, Any] | None, where: str) -> dict[str, Any]:
     """The ``loss`` block as a dict; an unknown key is an error naming it."""
-    loss = dict(loss or {})
-    unknown = sorted(set(loss) - set(LOSS_KEYS))
-    if unknown:
-        moved = (
-            " (precision is now set in the training block: "
-            f"'{where}.training.precision')"
-            if "precision" in unknown
-            else ""
-        )
-        raise ValueError(
-            f"Unknown parameter(s) {', '.join(f'{where}.loss.{k}' for k in unknown)}"
-            f"{moved}; known: {', '.join(LOSS_KEYS)}."
-        )
-    return loss
+    loss = {} if loss is None else loss
+    moved = {
+        "precision": "precision is now set in the training block: "
+        f"'{where}.training.precision'"
+    }
+    check_known_keys(loss, LOSS_KEYS, f"{where}.loss", hints=moved)
+    return dict(loss)
 
 
 class LossFactory(Protocol):

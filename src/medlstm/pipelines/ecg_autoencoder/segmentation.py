@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medlstm.core.params import check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     check_heart_rate,
@@ -97,16 +98,10 @@ class SegmentationParams:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SegmentationParams:
         """Build from the YAML block; unknown keys are an error, not a silent no-op."""
-        known = {f.name for f in cls.__dataclass_fields__.values() if f.init}
+        known = [f.name for f in cls.__dataclass_fields__.values() if f.init]
+        check_known_keys(values, [*known, *RUN_KEYS], "ecg_autoencoder.ingestion")
         # How the records are run, not how one is cut: read by segment_databases.
         values = {k: v for k, v in values.items() if k not in RUN_KEYS}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"Unknown parameter(s) {unknown} in 'ecg_autoencoder.ingestion'; "
-                f"known: {sorted(known)}."
-            )
-        values = dict(values)
         for key in ("baseline_windows_s", "non_beat_symbols"):
             if key in values:
                 values[key] = tuple(values[key])
