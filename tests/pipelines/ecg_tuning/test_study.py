@@ -18,7 +18,7 @@ from medlstm.pipelines.ecg_tuning.storage import (
     shown_url,
     storage_url,
 )
-from medlstm.pipelines.ecg_tuning.study import make_pruner, tune_cnn
+from medlstm.pipelines.ecg_tuning.study import check_tuning, make_pruner, tune_cnn
 from tests.pipelines.ecg_autoencoder.conftest import PARAMS_FILE
 
 TREE = {"alpha": 1.0, "ecg_autoencoder": {"cnn": {"training": {"lr": 0.002}}}}
@@ -54,7 +54,11 @@ def test_shipped_search_spaces_name_real_parameters(conf):
         ({"param": "alpha", "low": 0.0, "high": 1.0, "log": True}, "low > 0"),
         ({"param": "alpha", "choices": []}, "non-empty list"),
         ({"param": "alpha", "choices": [1], "low": 0}, "not both"),
-        ({"param": "alpha", "lo": 0, "high": 1}, "Unknown key"),
+        (
+            {"param": "alpha", "lo": 0, "high": 1},
+            r"Unknown parameter\(s\) t\.space\[0\]\.lo; known: choices, high, ",
+        ),
+        ("alpha", r"'t\.space\[0\]' must be a mapping.*str 'alpha'"),
     ],
 )
 def test_a_bad_dimension_is_named(entry, message):
@@ -91,6 +95,18 @@ def test_pruner_takes_the_arguments_under_its_type():
         make_pruner({"type": "medain"})
     with pytest.raises(ValueError, match="pruner.threshold"):
         make_pruner({"type": "threshold", "threshold": {"lowr": 1}})
+
+
+def test_the_tuning_block_refuses_unknown_keys_and_non_mappings():
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) ecg_autoencoder\.tuning\.n_trails; known: ",
+    ):
+        check_tuning({"n_trials": 2, "n_trails": 3})
+    with pytest.raises(
+        ValueError, match=r"'ecg_autoencoder\.tuning' must be a mapping"
+    ):
+        check_tuning([2])
 
 
 def test_best_params_file_without_a_completed_trial_says_so():

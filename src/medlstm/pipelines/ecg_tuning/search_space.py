@@ -12,6 +12,7 @@ import copy
 import dataclasses
 from typing import Any
 
+from medlstm.core.params import check_known_keys
 from medlstm.preflight import lookup
 
 SPEC_KEYS = ("param", "low", "high", "log", "step", "choices")
@@ -51,13 +52,7 @@ def parse_space(entries: Any, where: str, tree: dict[str, Any]) -> list[Dimensio
     dims, seen = [], set()
     for i, entry in enumerate(entries):
         at = f"{where}[{i}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"Parameter '{at}' must be a mapping, got {entry!r}.")
-        unknown = sorted(set(entry) - set(SPEC_KEYS))
-        if unknown:
-            raise ValueError(
-                f"Unknown key(s) {unknown} in '{at}'; known: {', '.join(SPEC_KEYS)}."
-            )
+        check_known_keys(entry, SPEC_KEYS, at)
         param = entry.get("param")
         found, value = lookup(tree, param) if isinstance(param, str) else (False, None)
         if not found or isinstance(value, dict):

@@ -22,6 +22,7 @@ import optuna
 import pandas as pd
 from torch import nn
 
+from medlstm.core.params import check_known_keys
 from medlstm.core.training import epoch_callback
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     predict_val,
@@ -65,14 +66,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 def check_tuning(tuning: Any) -> dict[str, Any]:
     """The ``ecg_autoencoder.tuning`` block, checked; errors name the key."""
-    if not isinstance(tuning, dict):
-        raise ValueError(f"Parameter '{WHERE}' must be a mapping.")
-    unknown = sorted(set(tuning) - set(TUNING_KEYS))
-    if unknown:
-        raise ValueError(
-            f"Unknown parameter(s) {', '.join(f'{WHERE}.{k}' for k in unknown)}; "
-            f"known: {', '.join(TUNING_KEYS)}."
-        )
+    check_known_keys(tuning, TUNING_KEYS, WHERE)
     n = tuning.get("n_trials")
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"Parameter '{WHERE}.n_trials' must be an integer >= 1.")
