@@ -59,7 +59,11 @@ def test_augmentation_repeats_under_the_same_seed():
 
 
 def test_augmentation_parameters_are_checked():
-    with pytest.raises(ValueError, match="Unknown"):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) brain_tumor_bilstm\.augmentation\.rotate; "
+        r"known: brightness, contrast, enabled, ",
+    ):
         check_augmentation({"enabled": True, "rotate": 10})
     with pytest.raises(ValueError, match="out of range"):
         check_augmentation({"enabled": True, "zoom": 2.0})

@@ -75,10 +75,14 @@ def test_params_are_validated():
         {"on_error": "ignore"},
         {"missing_modality": "mean"},
         {"modalities": []},
-        {"sizes": 1},
     ):
         with pytest.raises(ValueError):
             IngestionParams.from_dict(bad)
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown parameter\(s\) smri_cnn_lstm\.ingestion\.sizes; known: ",
+    ):
+        IngestionParams.from_dict({"sizes": 1})
 
 
 # --- the node on small cohorts ------------------------------------------------------------

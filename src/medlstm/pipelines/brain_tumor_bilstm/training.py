@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from medlstm.core.evaluation import history_to_mlflow
+from medlstm.core.params import check_known_keys
 from medlstm.core.training import (
     TrainingParams,
     fit,
@@ -37,12 +38,7 @@ AUGMENTATION_KEYS = (
 
 def check_augmentation(params: Mapping[str, Any]) -> dict[str, Any]:
     """The augmentation block with defaults filled in; unknown keys are an error."""
-    unknown = sorted(set(params) - set(AUGMENTATION_KEYS))
-    if unknown:
-        raise ValueError(
-            f"Unknown brain_tumor_bilstm.augmentation key(s) {unknown}; "
-            f"known: {list(AUGMENTATION_KEYS)}."
-        )
+    check_known_keys(params, AUGMENTATION_KEYS, "brain_tumor_bilstm.augmentation")
     settings = (
         {key: 0.0 for key in AUGMENTATION_KEYS} | {"enabled": False} | dict(params)
     )

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medlstm.core.params import check_known_keys
 from medlstm.datasets.nifti_patients import (
     GRADES,
     CohortError,
@@ -49,9 +50,7 @@ class IngestionParams:
     def from_dict(cls, values: dict[str, Any]) -> IngestionParams:
         """Validate the block; errors name the offending key."""
         where = "smri_cnn_lstm.ingestion"
-        unknown = set(values) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown parameter(s) {sorted(unknown)} in {where}")
+        check_known_keys(values, cls.__dataclass_fields__, where)
         merged = {**asdict(cls()), **values}
         params = cls(
             **{
