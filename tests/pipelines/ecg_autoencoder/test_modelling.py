@@ -144,7 +144,8 @@ def test_autoencoder_trains_deterministically(tiny_data, ae_params, params):
     _, history_again = train_autoencoder(*args)
 
     assert isinstance(model, LSTMAutoencoderClassifier)
-    assert model.config["seq_len"] == 64 and model.config["n_rr_features"] == 4
+    assert model.config["seq_len"] == 64
+    assert model.config["n_rr_features"] == len(params["features"]["rr_columns"])
     assert len(history) == 2 and {"train_loss", "val_loss", "val_macro_f1"} <= set(
         history[0]
     )
