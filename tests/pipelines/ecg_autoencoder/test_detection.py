@@ -331,7 +331,7 @@ def test_scoring_reference_positions_is_plain_accuracy():
 
 @pytest.mark.slow
 def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, params
 ):
     from medlstm.core.persistence import save_model
     from medlstm.models.cnn1d import CNN1DClassifier
@@ -347,14 +347,19 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     models = tmp_path / "data" / "06_models"
     models.mkdir()
     torch.manual_seed(0)
+    n_rr = len(params["features"]["rr_columns"])
     save_model(
         LSTMAutoencoderClassifier(
-            n_rr_features=4, hidden_size=8, num_layers=1, latent_size=4, head_hidden=4
+            n_rr_features=n_rr,
+            hidden_size=8,
+            num_layers=1,
+            latent_size=4,
+            head_hidden=4,
         ),
         models / "ecg_lstm_autoencoder.pt",
     )
     save_model(
-        CNN1DClassifier(n_rr_features=4, channels=[4], head_hidden=4),
+        CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
         models / "ecg_cnn1d.pt",
     )
     script = root / "benchmarks" / "bench_detected_beats.py"

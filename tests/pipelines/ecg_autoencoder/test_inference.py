@@ -43,7 +43,10 @@ def test_classify_beats_matches_direct_prediction(segmented, params):
     beats, windows = segmented
     mapping = params["ingestion"]["label_mapping"]
     model = LSTMAutoencoderClassifier(
-        seq_len=64, n_rr_features=4, hidden_size=8, latent_size=4
+        seq_len=64,
+        n_rr_features=len(params["features"]["rr_columns"]),
+        hidden_size=8,
+        latent_size=4,
     ).eval()
     table = classifier_input(beats, windows, params["features"])
 
