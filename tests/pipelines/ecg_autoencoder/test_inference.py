@@ -28,12 +28,9 @@ def segmented(params):
 def test_classifier_input_has_rr_and_window_columns(segmented, params):
     beats, windows = segmented
     table = classifier_input(beats, windows, params["features"])
-    assert list(table.columns[:6]) == [
-        "record",
-        "sample",
-        *params["features"]["rr_columns"],
-    ]
-    assert table.columns[6] == "w000" and table.columns[-1] == "w063"
+    rr = params["features"]["rr_columns"]
+    assert list(table.columns[: 2 + len(rr)]) == ["record", "sample", *rr]
+    assert table.columns[2 + len(rr)] == "w000" and table.columns[-1] == "w063"
     np.testing.assert_array_equal(
         table.filter(like="w0").to_numpy(), windows["windows"]
     )
