@@ -16,11 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 STORAGE_ENV = "MEDLSTM_OPTUNA_STORAGE"
-
-
 DEFAULT_STORAGE = "sqlite:///data/07_model_output/optuna.db"
-
-
 STORAGE_ATTEMPTS = 5
 
 
@@ -64,7 +60,7 @@ def open_storage(url: str, heartbeat_s: int | None) -> optuna.storages.BaseStora
         path = Path(url.removeprefix("journal:///"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any]
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
