@@ -10,9 +10,9 @@ the size; a record with none of them keeps all its leads.
 Usage::
 
     python -m medlstm.excerpts.mitdb --source ../shared/data/mitdb \\
-        --dest data/01_raw/mitdb_excerpt --minutes 5 --leads MLII
+        --dest data/01_raw/mitdb_excerpt --minutes 10
     python -m medlstm.excerpts.mitdb --database svdb --source ../shared/data/svdb \\
-        --dest data/01_raw/svdb_excerpt --minutes 5 --leads ECG1
+        --dest data/01_raw/svdb_excerpt --minutes 10 --leads ECG1
 """
 
 from __future__ import annotations

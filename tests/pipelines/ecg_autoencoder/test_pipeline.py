@@ -65,7 +65,8 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
     (run,) = kedro_project.runs("ecg_autoencoder")
     assert run.info.status == "FINISHED"
     assert run.data.params["alpha"] == "2.0"
-    assert run.data.params["ecg_autoencoder.split.scheme"] == "inter_patient"
+    scheme = base_params["ecg_autoencoder"]["split"]["scheme"]
+    assert run.data.params["ecg_autoencoder.split.scheme"] == scheme
     block = "ecg_autoencoder.autoencoder.training"
     assert run.data.params[f"{block}.precision"] == "auto"
     # What auto resolves to on this machine (bf16 only where it runs and pays).
@@ -113,9 +114,8 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
     assert "inter_patient" in summary and "- test (41): 100, 103" in summary
     assert "svdb_802" in summary  # SVDB's external test part, reported apart
     assert "## DS2 scores of committed defaults" in summary and "a8752e2" in summary
-    assert (
-        "| LSTM autoencoder-classifier | inter_patient | SVDB external test part |"
-        in (summary)
+    assert f"| LSTM autoencoder-classifier | {scheme} | SVDB external test part |" in (
+        summary
     )
     split = json.loads((root / "data/08_reporting/ecg_split_report.json").read_text())
     assert not set(split["records"]["train"]) & set(split["records"]["test"])
