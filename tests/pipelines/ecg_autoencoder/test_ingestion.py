@@ -230,22 +230,6 @@ def test_rr_features_show_prematurity():
     np.testing.assert_allclose(rr["record_rr"], 1.0)
 
 
-def test_rr_irregularity_tells_fibrillation_from_an_isolated_premature_beat():
-    fs = 360.0
-    regular = np.full(30, 0.8)
-    regular[15], regular[16] = 0.5, 1.1  # one premature beat and its pause
-    fibrillation = np.random.default_rng(0).uniform(0.4, 1.2, 30)
-    irregularity = {
-        name: rr_intervals(
-            np.round(np.concatenate([[0.0], np.cumsum(rr)]) * fs), fs, local_beats=10
-        )["rr_irregularity"]
-        for name, rr in (("regular", regular), ("fibrillation", fibrillation))
-    }
-    premature = 16  # the beat that ends the short interval
-    assert irregularity["regular"][premature] < 0.02
-    assert np.nanmin(irregularity["fibrillation"][5:-5]) > 0.15
-
-
 def test_window_scaling_beat_standardises_each_window(params):
     params["ingestion"].update(window_scaling="beat", subtract_template=False)
     _, windows, _ = segment_records({"900": make_record()}, params["ingestion"])

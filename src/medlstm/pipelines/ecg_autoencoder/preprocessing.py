@@ -133,22 +133,15 @@ def rr_intervals(
     ``pre_rr``/``post_rr`` are NaN for the first/last beat. ``local_rr`` is the mean
     of the ``local_beats`` RR intervals centred on the beat; ``record_rr`` the mean
     over the whole record, which normalises away the patient's heart rate.
-    ``rr_irregularity`` is the median change between successive RR intervals over the
-    same beats, over the local RR: near 0 in a regular rhythm even around an isolated
-    premature beat (a median), large in atrial fibrillation, where every N beat is as
-    early or late as an ectopic one.
     """
     rr = np.diff(beat_samples) / fs  # (n - 1,)
     pre = np.concatenate([[np.nan], rr])
     post = np.concatenate([rr, [np.nan]])
-    window = max(local_beats, 1)
-    local = pd.Series(pre).rolling(window, center=True, min_periods=1).mean().to_numpy()
-    change = np.abs(np.diff(pre, prepend=np.nan))  # |RR_i - RR_(i-1)|, NaN for 2 beats
-    typical_change = (
-        pd.Series(change)
-        .rolling(window, center=True, min_periods=1)
-        .median()
-        .to_numpy()
+    local = (
+        pd.Series(pre)
+        .rolling(max(local_beats, 1), center=True, min_periods=1)
+        .mean()
+        .to_numpy(copy=True)
     )
     record = np.full(len(beat_samples), rr.mean() if len(rr) else np.nan)
     return {
@@ -160,7 +153,6 @@ def rr_intervals(
         "rr_post_norm": post / record,
         "rr_local_norm": local / record,
         "rr_pre_local": pre / local,
-        "rr_irregularity": typical_change / local,
     }
 
 
