@@ -53,6 +53,9 @@ MLFLOW_UI_STORAGE = {
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": True,
     "mlflow.detectIssues.guidanceShown_v1": True,
 }
+# kedro viz keeps its settings as one JSON object under this key: no feature-hint tour
+# over the graph.
+KEDRO_VIZ_STORAGE = {"KedroViz": {"showFeatureHints": False, "featureHintStep": 0}}
 
 
 class Chromium:
@@ -132,6 +135,13 @@ class Chromium:
         )
         return result.get("result", {}).get("value")
 
+    def store(self, items: dict) -> None:
+        """Write ``items`` to the current origin's localStorage, as JSON."""
+        for key, value in items.items():
+            self.evaluate(
+                f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))})"
+            )
+
     def goto(self, url: str, until_text: list[str], seconds: float = 60) -> None:
         """Load ``url`` and wait until the page shows every one of ``until_text``."""
         self.page("Page.navigate", url=url)
@@ -205,10 +215,7 @@ def _photograph(
     try:
         # A plain page of the same origin, to set the UI's stored settings.
         browser.goto(f"{mlflow_url}/health", ["OK"])
-        for key, value in MLFLOW_UI_STORAGE.items():
-            browser.evaluate(
-                f"localStorage.setItem({json.dumps(key)}, {json.dumps(json.dumps(value))})"
-            )
+        browser.store(MLFLOW_UI_STORAGE)
         run_page = (
             f"{mlflow_url}/#/experiments/{experiment_id}/runs/{newest.info.run_id}"
             "?workflowType=machine_learning"
@@ -226,8 +233,12 @@ def _photograph(
         )
         browser.screenshot(out / "mlflow_compare.png")
 
+        browser.goto(f"{viz_url}/api/main", ["nodes"])
+        browser.store(KEDRO_VIZ_STORAGE)
+        # Namespaced nodes are drawn inside their modular pipeline, which viz collapses
+        # to one box unless asked to expand every pipeline.
         browser.goto(
-            f"{viz_url}/?pid={PIPELINE}&sn=forecast_plot",
+            f"{viz_url}/?pid={PIPELINE}&sn=forecast_plot&expandAllPipelines=true",
             ["forecast_plot", "Dataset Type"],
             seconds=120,
         )
