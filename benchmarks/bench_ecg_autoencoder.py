@@ -44,11 +44,13 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
 )
 from medlstm.pipelines.ecg_autoencoder.losses import autoencoder_loss
 from medlstm.pipelines.ecg_autoencoder.modelling import split_tensors
-from medlstm.pipelines.ecg_autoencoder.reporting import by_test_set
+from medlstm.pipelines.ecg_autoencoder.reporting import (
+    DS2_AIM,
+    DS2_FLOOR,
+    by_test_set,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOOR = {"accuracy": 0.93, "S_Se": 0.60, "S_+P": 0.40, "V_Se": 0.90, "V_+P": 0.85}
-AIM = {"accuracy": 0.96, "S_Se": 0.85, "S_+P": 0.60, "V_Se": 0.95, "V_+P": 0.93}
 
 
 def load_params(env: str) -> dict:
@@ -201,8 +203,8 @@ def print_scores(model: str, database: str, m: dict) -> None:
         "S_+P": pc["S"]["precision"],
     }
     line = ", ".join(f"{k} {v:.3f}" for k, v in got.items())
-    floor = all(got[k] >= v for k, v in FLOOR.items())
-    aim = all(got[k] >= v for k, v in AIM.items())
+    floor = all(got[k] >= v for k, v in DS2_FLOOR.items())
+    aim = all(got[k] >= v for k, v in DS2_AIM.items())
     test_set = "DS2" if database == "mitdb" else f"{database} test part"
     print(
         f"metrics ({model}, {test_set}, n={m['n']}): {line}, macro F1 "

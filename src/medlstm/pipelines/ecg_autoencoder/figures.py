@@ -14,7 +14,11 @@ from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderEnsemble,
 )
 from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
-from medlstm.pipelines.ecg_autoencoder.reporting import TEST_SET_NAMES, by_test_set
+from medlstm.pipelines.ecg_autoencoder.reporting import (
+    DS2_FLOOR,
+    TEST_SET_NAMES,
+    by_test_set,
+)
 
 
 def reconstruction_figure(
@@ -125,7 +129,8 @@ def scores_by_test_set_figure(
             offset = (i - (len(models) - 1) / 2) * width  # bars centred on each tick
             ax.bar(np.arange(4) + offset, values, width, label=name)
         if database == "mitdb":
-            for x, floor in zip(range(4), (0.60, 0.40, 0.90, 0.85), strict=True):
+            floors = (DS2_FLOOR[k] for k in ("S_Se", "S_+P", "V_Se", "V_+P"))
+            for x, floor in zip(range(4), floors, strict=True):
                 ax.hlines(floor, x - 0.45, x + 0.45, colors="k", linestyles=":")
         ax.set_xticks(range(4), scores)
         ax.set_ylim(0, 1.05)
