@@ -17,7 +17,7 @@ see docs/ecg_autoencoder.md)::
 
     GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=68719476736 \\
         python benchmarks/bench_ecg_autoencoder.py --threads 2 [--run] [--skip-epoch]
-        [--precision fp32|bf16|auto]
+        [--precision fp32|bf16|auto] [--scheme inter_patient|inter_patient_svdb]
 """
 
 from __future__ import annotations
@@ -168,17 +168,23 @@ def bench_epoch(
     )
 
 
-def run_pipeline(env: str) -> None:
+def run_pipeline(env: str, scheme: str | None) -> None:
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(ROOT)
-    started = time.perf_counter()
-    with KedroSession.create(project_path=ROOT, env=env) as session:
-        session.run(pipeline_names=["ecg_autoencoder"])
-    print(
-        f"kedro run --pipeline=ecg_autoencoder --env {env}: {time.perf_counter() - started:.0f} s"
+    runtime_params = (
+        {"ecg_autoencoder": {"split": {"scheme": scheme}}} if scheme else None
     )
+    started = time.perf_counter()
+    with KedroSession.create(
+        project_path=ROOT, env=env, runtime_params=runtime_params
+    ) as session:
+        session.run(pipeline_names=["ecg_autoencoder"])
+    command = f"kedro run --pipeline=ecg_autoencoder --env {env}"
+    if scheme:
+        command += f" --params ecg_autoencoder.split.scheme={scheme}"
+    print(f"{command}: {time.perf_counter() - started:.0f} s")
 
 
 def print_metrics() -> None:
@@ -239,6 +245,12 @@ def main() -> None:
     parser.add_argument(
         "--run", action="store_true", help="run the full pipeline first"
     )
+    parser.add_argument(
+        "--scheme",
+        choices=("inter_patient", "inter_patient_svdb"),
+        default=None,
+        help="split.scheme of the --run (default: the env's)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
@@ -251,7 +263,7 @@ def main() -> None:
     if not args.skip_epoch:
         bench_epoch(beats, windows, params, args.epoch_fraction, args.precision)
     if args.run:
-        run_pipeline(args.env)
+        run_pipeline(args.env, args.scheme)
     print_metrics()
 
 
