@@ -168,22 +168,32 @@ def bench_epoch(
     )
 
 
-def run_pipeline(env: str, scheme: str | None) -> None:
+def run_pipeline(env: str, scheme: str | None, precision: str | None) -> None:
+    """Times the whole pipeline; ``scheme`` and ``precision`` override the env's."""
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(ROOT)
-    runtime_params = (
-        {"ecg_autoencoder": {"split": {"scheme": scheme}}} if scheme else None
-    )
+    overrides = {}
+    if scheme:
+        overrides["ecg_autoencoder.split.scheme"] = scheme
+    if precision:
+        overrides["ecg_autoencoder.autoencoder.training.precision"] = precision
+    runtime_params: dict = {}
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = runtime_params
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = value
     started = time.perf_counter()
     with KedroSession.create(
-        project_path=ROOT, env=env, runtime_params=runtime_params
+        project_path=ROOT, env=env, runtime_params=runtime_params or None
     ) as session:
         session.run(pipeline_names=["ecg_autoencoder"])
     command = f"kedro run --pipeline=ecg_autoencoder --env {env}"
-    if scheme:
-        command += f" --params ecg_autoencoder.split.scheme={scheme}"
+    if overrides:
+        command += " --params " + ",".join(f"{k}={v}" for k, v in overrides.items())
     print(f"{command}: {time.perf_counter() - started:.0f} s")
 
 
@@ -240,7 +250,7 @@ def main() -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default=None,
-        help="training.precision for the epoch (default: the env's)",
+        help="autoencoder training.precision of the epoch and the --run (default: the env's)",
     )
     parser.add_argument(
         "--run", action="store_true", help="run the full pipeline first"
@@ -263,7 +273,7 @@ def main() -> None:
     if not args.skip_epoch:
         bench_epoch(beats, windows, params, args.epoch_fraction, args.precision)
     if args.run:
-        run_pipeline(args.env, args.scheme)
+        run_pipeline(args.env, args.scheme, args.precision)
     print_metrics()
 
 
