@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from medlstm.core.machine import machine_line
+from medlstm.core.params import nest_dotted
 from medlstm.core.threads import limit_threads
 from medlstm.core.training import TrainingParams, fit, seed_everything
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
@@ -179,16 +180,9 @@ def run_pipeline(env: str, scheme: str | None, precision: str | None) -> None:
         overrides["ecg_autoencoder.split.scheme"] = scheme
     if precision:
         overrides["ecg_autoencoder.autoencoder.training.precision"] = precision
-    runtime_params: dict = {}
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = runtime_params
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = value
     started = time.perf_counter()
     with KedroSession.create(
-        project_path=ROOT, env=env, runtime_params=runtime_params or None
+        project_path=ROOT, env=env, runtime_params=nest_dotted(overrides)
     ) as session:
         session.run(pipeline_names=["ecg_autoencoder"])
     command = f"kedro run --pipeline=ecg_autoencoder --env {env}"

@@ -14,6 +14,8 @@ from typing import Any
 import mlflow
 import pytest
 
+from medlstm.core.params import nest_dotted
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 # Tests never send telemetry and never write to the developer's own MLflow store.
@@ -38,7 +40,7 @@ class KedroProject:
         _end_active_runs()
         bootstrap_project(self.root)
         with KedroSession.create(
-            project_path=self.root, env=env, runtime_params=_nest(params or {})
+            project_path=self.root, env=env, runtime_params=nest_dotted(params or {})
         ) as session:
             outputs = session.run(pipeline_names=[name])
         _end_active_runs()
@@ -53,22 +55,6 @@ class KedroProject:
         return client.search_runs(
             [experiment.experiment_id], order_by=["attributes.start_time DESC"]
         )
-
-
-def _nest(params: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``, as ``kedro run --params a.b=1`` does.
-
-    KedroSession.create merges dotted keys literally, so a test passing them flat
-    would silently run with the defaults.
-    """
-    nested: dict[str, Any] = {}
-    for dotted, value in params.items():
-        *parents, leaf = dotted.split(".")
-        node = nested
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return nested
 
 
 def _end_active_runs() -> None:

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_known_keys, nest_dotted
 
 KNOWN = ("lr", "epochs", "batch_size")
 
@@ -50,3 +50,14 @@ def test_a_hint_is_added_only_for_the_key_it_is_about():
 def test_a_string_given_as_the_known_keys_is_a_programming_error():
     with pytest.raises(TypeError, match=re.escape("'lr'")):
         check_known_keys({"lr": 1}, "lr", "m")
+
+
+def test_dotted_paths_nest_into_blocks_and_blocks_pass_through():
+    flat = {"p.model.hidden": 8, "p.training.epochs": 2, "seed": 1}
+    assert nest_dotted(flat) == {
+        "p": {"model": {"hidden": 8}, "training": {"epochs": 2}},
+        "seed": 1,
+    }
+    # A block already nested is one key whose value is kept whole, so nesting twice
+    # changes nothing: a caller may pass either form.
+    assert nest_dotted(nest_dotted(flat)) == nest_dotted(flat)

@@ -2,7 +2,9 @@
 
 A misspelt knob would otherwise be read by nobody and its default used without a
 word; every reader of a block checks it here, so every such error reads alike and
-names each offending key by its full parameter path.
+names each offending key by its full parameter path. Dotted parameter paths
+(``a.b.c``, as ``kedro run --params`` takes them) become nested blocks through one
+function, `nest_dotted`.
 """
 
 from __future__ import annotations
@@ -51,3 +53,17 @@ def check_known_keys(
         f"Unknown parameter(s) {', '.join(f'{where}.{key}' for key in unknown)}"
         f"{notes}; known: {', '.join(sorted(names))}."
     )
+
+
+def nest_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1, "c": 2}`` -> ``{"a": {"b": 1}, "c": 2}``, keys sorted: the shape of a
+    parameters file, and of the ``runtime_params`` a KedroSession merges (only the CLI
+    splits dotted keys; passed flat, they would be ignored and the defaults used)."""
+    out: dict[str, Any] = {}
+    for path, value in sorted(values.items()):
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return out

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from medlstm.core.params import nest_dotted
 from medlstm.pipelines.ecg_tuning.reporting import best_params_file
-from medlstm.pipelines.ecg_tuning.search_space import nest, parse_space, with_values
+from medlstm.pipelines.ecg_tuning.search_space import parse_space, with_values
 from medlstm.pipelines.ecg_tuning.storage import (
     DEFAULT_STORAGE,
     shown_url,
@@ -72,7 +73,7 @@ def test_values_land_in_a_copy_and_nest_as_a_parameters_file():
     changed = with_values(TREE, values)
     assert changed["ecg_autoencoder"]["cnn"]["training"]["lr"] == 0.01
     assert TREE["ecg_autoencoder"]["cnn"]["training"]["lr"] == 0.002
-    assert nest(values) == {
+    assert nest_dotted(values) == {
         "alpha": 2.0,
         "ecg_autoencoder": {"cnn": {"training": {"lr": 0.01}}},
     }

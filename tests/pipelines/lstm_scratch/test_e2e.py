@@ -25,22 +25,9 @@ SMALL = {
 }
 
 
-def nested(dotted: dict[str, object]) -> dict:
-    """``{"a.b": 1}`` -> ``{"a": {"b": 1}}``: KedroSession merges runtime params as nested
-    dicts (only the CLI splits dotted keys)."""
-    out: dict = {}
-    for key, value in dotted.items():
-        *parents, leaf = key.split(".")
-        node = out
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return out
-
-
 @pytest.mark.timeout(300)
 def test_pipeline_writes_models_report_and_logs_to_mlflow(kedro_project):
-    kedro_project.run_pipeline("lstm_scratch", params=nested(SMALL))
+    kedro_project.run_pipeline("lstm_scratch", params=SMALL)
     data = kedro_project.root / "data"
 
     with np.load(data / "06_models/scratch_regression_numpy_lstm.npz") as archive:

@@ -14,8 +14,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
+from medlstm.core.params import nest_dotted  # noqa: E402
 from medlstm.core.reporting import markdown_table  # noqa: E402
-from medlstm.pipelines.ecg_tuning.search_space import nest  # noqa: E402
 
 
 def history_figure(trials: pd.DataFrame, best: dict[str, Any]) -> plt.Figure:
@@ -72,7 +72,11 @@ def best_params_file(*bests: dict[str, Any]) -> str:
             f"{best['best_value']:.4f} ({_states(best)})."
         )
         values.update(best["best_params"])
-    body = yaml.safe_dump(_plain(nest(values)), sort_keys=False) if values else "{}\n"
+    body = (
+        yaml.safe_dump(_plain(nest_dotted(values)), sort_keys=False)
+        if values
+        else "{}\n"
+    )
     return "\n".join(lines) + "\n" + body
 
 

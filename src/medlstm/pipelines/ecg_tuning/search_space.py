@@ -130,16 +130,3 @@ def with_values(tree: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
             node = node[key]
         node[leaf] = value
     return out
-
-
-def nest(values: dict[str, Any]) -> dict[str, Any]:
-    """``{"a.b": 1, "c": 2}`` -> ``{"a": {"b": 1}, "c": 2}``: the shape of a
-    parameters file."""
-    out: dict[str, Any] = {}
-    for param, value in sorted(values.items()):
-        *parents, leaf = param.split(".")
-        node = out
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return out
