@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.inference import (
     classifier_input,
     classify_beats,
@@ -14,6 +15,7 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
 from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 
 
@@ -36,6 +38,20 @@ def test_classifier_input_has_rr_and_window_columns(segmented, params):
     )
 
 
+def _rhythm_model(params) -> RhythmBiLSTM:
+    rr = params["features"]["rr_columns"]
+    inputs = {
+        "features": params["features"],
+        "context": ["rr_median"],
+        "irregularity_beats": 9,
+        "sequence_length": 4,
+        "prediction_stride": 2,
+    }
+    return RhythmBiLSTM(
+        seq_len=64, n_context=len(rr) + 2, channels=[4], hidden_size=8, inputs=inputs
+    ).eval()
+
+
 def test_classify_beats_matches_direct_prediction(segmented, params):
     beats, windows = segmented
     mapping = params["ingestion"]["label_mapping"]
@@ -45,13 +61,29 @@ def test_classify_beats_matches_direct_prediction(segmented, params):
         hidden_size=8,
         latent_size=4,
     ).eval()
+    rhythm = _rhythm_model(params)
     table = classifier_input(beats, windows, params["features"])
 
-    out = classify_beats(model, table, params["features"], mapping)
+    out = classify_beats(
+        model, rhythm, table, params["features"], mapping, "autoencoder"
+    )
     direct, _, _ = predict_beats(
         model, beats, windows["windows"], params["features"], list(mapping)
     )
     np.testing.assert_allclose(out["recon_error"], direct["recon_error"], rtol=1e-5)
     assert out["predicted"].tolist() == direct["predicted"].tolist()
+    # With the rhythm model the classes are its own; the error stays the autoencoder's.
+    by_rhythm = classify_beats(model, rhythm, table, params["features"], mapping)
+    probs = rhythm_probabilities(rhythm, beats, windows["windows"])
+    np.testing.assert_allclose(
+        by_rhythm[[f"p_{c}" for c in mapping]].to_numpy(), probs, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        by_rhythm["recon_error"], direct["recon_error"], rtol=1e-5
+    )
     with pytest.raises(ValueError, match="no window columns"):
-        classify_beats(model, table[["record", "sample"]], params["features"], mapping)
+        classify_beats(
+            model, rhythm, table[["record", "sample"]], params["features"], mapping
+        )
+    with pytest.raises(ValueError, match="inference.classifier' is 'cnn'"):
+        classify_beats(model, rhythm, table, params["features"], mapping, "cnn")

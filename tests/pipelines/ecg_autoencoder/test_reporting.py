@@ -163,6 +163,8 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
         per_record,
         metrics,
         val,
+        metrics,
+        val,
         pd.DataFrame(
             [
                 {"date": "2026-11-21", "commit": "abc1234", "model": "cnn"}
@@ -191,6 +193,8 @@ def test_summary_states_split_records_counts_and_tables(optimistic):
     assert "| de Chazal et al. 2004 | linear discriminants" in text
     assert "0.759 / 0.385 | 0.777 / 0.819 |" in text  # the anchors' S and V
     assert "- linear: accuracy 0.667" in text
+    assert "- rhythm: accuracy 0.667" in text
+    assert "| rhythm BiLSTM (beats in their order) |" in text
     assert (OPTIMISTIC_NOTE in text) == optimistic
     assert "| test | 2 | 7 | 3 | 0 | 10 |" in text
     assert "| S | 1.000 | 1.000 |" in text  # AAMI row: Se, +P
@@ -241,7 +245,7 @@ def test_test_sets_figure_has_a_panel_per_test_set():
     )
     metrics = evaluate(both, MAPPING)
     fig = scores_by_test_set_figure(
-        metrics, metrics, metrics, {"scheme": "inter_patient_svdb"}
+        metrics, metrics, metrics, metrics, {"scheme": "inter_patient_svdb"}
     )
     axes = fig.get_axes()
     assert [a.get_title() for a in axes] == [

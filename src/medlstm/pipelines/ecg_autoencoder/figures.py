@@ -100,11 +100,13 @@ def scores_by_test_set_figure(
     autoencoder_metrics: dict[str, Any],
     cnn_metrics: dict[str, Any],
     linear_metrics: dict[str, Any],
+    rhythm_metrics: dict[str, Any],
     split_params: dict[str, Any],
 ) -> plt.Figure:
     """S and V sensitivity and +P of every model on every test set of this run's
     protocol: one panel per test set, bars per model, the DS2 floor as lines."""
     models = {
+        "rhythm": rhythm_metrics,
         "autoencoder": autoencoder_metrics,
         "CNN": cnn_metrics,
         "linear": linear_metrics,

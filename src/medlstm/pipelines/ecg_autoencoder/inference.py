@@ -13,9 +13,15 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    check_aligned,
+    predict_beats,
+    prediction_table,
+)
+from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 
 WINDOW_PREFIX = "w"
+CLASSIFIERS = ("rhythm", "autoencoder")
 
 
 def classifier_input(
@@ -34,21 +40,45 @@ def classifier_input(
 
 
 def classify_beats(
-    model: nn.Module,
+    autoencoder: nn.Module,
+    rhythm: nn.Module,
     table: pd.DataFrame,
     features: dict[str, Any],
     label_mapping: dict[str, list[str]],
+    classifier: str = "rhythm",
 ) -> pd.DataFrame:
     """Class, probabilities and reconstruction error of every row of ``table``.
+
+    Args:
+        autoencoder: The LSTM autoencoder: the reconstruction error of every beat,
+            and the classes when ``classifier`` is ``autoencoder``.
+        rhythm: The rhythm model: the classes when ``classifier`` is ``rhythm``,
+            each beat read with the beats of its record around it.
+        table: `classifier_input` rows (any records, any order).
+        features: ``ecg_autoencoder.features``.
+        label_mapping: Class name -> symbols; its keys are the classes.
+        classifier: ``ecg_autoencoder.inference.classifier``: which model labels.
 
     Returns:
         record, sample, ``predicted``, ``p_<class>`` and ``recon_error``.
     """
+    if classifier not in CLASSIFIERS:
+        raise ValueError(
+            "Parameter 'ecg_autoencoder.inference.classifier' is "
+            f"{classifier!r}; expected one of {CLASSIFIERS}."
+        )
     columns = [c for c in table.columns if c.startswith(WINDOW_PREFIX)]
     if not columns:
         raise ValueError(
             f"The classifier input has no window columns ({WINDOW_PREFIX}000 ...)."
         )
     x = table[columns].to_numpy(dtype=np.float32, copy=True)
-    predictions, _, _ = predict_beats(model, table, x, features, list(label_mapping))
+    classes = list(label_mapping)
+    predictions, _, _ = predict_beats(autoencoder, table, x, features, classes)
+    if classifier == "rhythm" and len(table):
+        labelled = prediction_table(
+            table, rhythm_probabilities(rhythm, table, x), classes
+        )
+        for column in ["predicted", *(f"p_{c}" for c in classes)]:
+            predictions[column] = labelled[column].to_numpy()
     return predictions

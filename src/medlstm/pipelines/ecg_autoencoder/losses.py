@@ -1,5 +1,6 @@
-"""The objectives of the ECG models: the autoencoder's alpha * MSE + beta * CE and the
-CNN's cross-entropy, both class-weighted by the core and optionally focal.
+"""The objectives of the ECG models: the autoencoder's alpha * MSE + beta * CE, the
+CNN's cross-entropy and the rhythm model's cross-entropy per beat of a sequence, all
+class-weighted by the core and optionally focal.
 
 A `LossFactory` turns a model's ``loss`` block into what the core's ``fit`` takes as
 ``make_batch_loss``: class weights (from ``training.class_weighting``) -> batch loss.
@@ -79,6 +80,26 @@ def classifier_loss(
     return batch_loss
 
 
+def sequence_loss(
+    class_weights: torch.Tensor | None = None,
+    focal_gamma: float = 0.0,
+):
+    """``batch_loss`` for the rhythm model: (focal) class-weighted CE over the beats of
+    a batch of sequences; padding beats (target < 0) give no loss and no score."""
+
+    def batch_loss(model: nn.Module, batch: Sequence[torch.Tensor]) -> StepOutput:
+        x, context, mask, y = batch
+        logits = model(x, context, mask).float()  # (B, L, C)
+        beats = y >= 0
+        logits, y = logits[beats], y[beats]
+        weight = None if class_weights is None else class_weights.to(logits.device)
+        return StepOutput(
+            focal_cross_entropy(logits, y, weight, focal_gamma), logits, y
+        )
+
+    return batch_loss
+
+
 LOSS_KEYS = ("focal_gamma",)
 
 
@@ -121,3 +142,8 @@ class AutoencoderLoss:
 def cnn_loss(loss: dict[str, Any]):
     """The CNN's (focal) class-weighted CE, as a `LossFactory`."""
     return partial(classifier_loss, focal_gamma=float(loss.get("focal_gamma", 0.0)))
+
+
+def rhythm_loss(loss: dict[str, Any]):
+    """The rhythm model's (focal) class-weighted CE per beat, as a `LossFactory`."""
+    return partial(sequence_loss, focal_gamma=float(loss.get("focal_gamma", 0.0)))

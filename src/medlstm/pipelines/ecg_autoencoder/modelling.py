@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from medlstm.core.training import (
     TrainingParams,
@@ -134,6 +134,31 @@ def _train(
     and selected on its val split, as ``block`` (``training``, ``loss``,
     ``checkpoint_path``) says."""
     check_aligned(data.beats, data.windows)
+    return fit_block(
+        build_model,
+        make_loss,
+        data.split("train"),
+        data.split("val"),
+        block,
+        where,
+        n_classes=len(data.class_names),
+        fingerprint={"features": data.features, "classes": list(data.class_names)},
+    )
+
+
+def fit_block(
+    build_model: Callable[[], nn.Module],
+    make_loss: LossFactory,
+    train_set: Dataset,
+    val_set: Dataset,
+    block: dict[str, Any],
+    where: str,
+    n_classes: int,
+    fingerprint: dict[str, Any],
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """A model built after seeding and trained by the core as a model's parameter
+    ``block`` (``training``, ``loss``, ``checkpoint_path``) says; ``fingerprint``
+    holds what else must match for a checkpoint to resume."""
     training = TrainingParams.from_dict(
         block.get("training"), where=f"{where}.training"
     )
@@ -142,19 +167,18 @@ def _train(
     model = build_model()
     result = fit(
         model,
-        data.split("train"),
-        data.split("val"),
+        train_set,
+        val_set,
         training,
         make_batch_loss=make_loss(loss),
-        n_classes=len(data.class_names),
+        n_classes=n_classes,
         checkpoint_path=block.get("checkpoint_path"),
         # A checkpoint resumes only the same model, loss and features.
         fingerprint_extra={
             "model": getattr(model, "config", None),
             "loss": loss,
             "loss_weights": getattr(make_loss, "weights", None),
-            "features": data.features,
-            "classes": list(data.class_names),
+            **fingerprint,
         },
     )
     return result.model, result.history

@@ -1,7 +1,8 @@
 """Wiring of ecg_autoencoder.
 
 training (``kedro run --pipeline=ecg_autoencoder``):
-    records -> beats + windows -> split -> LSTM autoencoder and 1D-CNN -> test
+    records -> beats + windows -> split -> LSTM autoencoder, 1D-CNN, linear
+    baseline and rhythm BiLSTM -> test
     predictions -> metrics, figures, summary; the inference part is logged to MLflow
     as one pyfunc model (kedro-mlflow ``pipeline_ml_factory``).
 inference (``kedro run --pipeline=ecg_autoencoder_inference``):
@@ -11,7 +12,7 @@ inference (``kedro run --pipeline=ecg_autoencoder_inference``):
     and an ECG strip. The pyfunc model runs the same chain on a table of samples.
 
 Nodes sit in the namespaces ``ecg_autoencoder.<group>``: ingestion, autoencoder,
-cnn, linear, reporting for training (each model's group holds its training,
+cnn, linear, rhythm, reporting for training (each model's group holds its training,
 validation and test nodes), inference for a recording and served for the pyfunc
 model; datasets and parameters keep their names.
 
@@ -71,7 +72,14 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
     evaluate,
     linear_metrics_outputs,
     per_record_table,
+    rhythm_history_outputs,
+    rhythm_metrics_outputs,
     validation_metrics,
+)
+from medlstm.pipelines.ecg_autoencoder.rhythm import (
+    predict_test_rhythm,
+    predict_val_rhythm,
+    train_rhythm,
 )
 from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 from medlstm.pipelines.ecg_autoencoder.summary import (
@@ -92,7 +100,14 @@ VARIANTS = ("training", "inference")
 def _classify_node(table: str, output: str, name: str):
     return node(
         classify_beats,
-        ["ecg_autoencoder_model", table, FEATURES, LABELS],
+        [
+            "ecg_autoencoder_model",
+            "ecg_rhythm_model",
+            table,
+            FEATURES,
+            LABELS,
+            f"{P}.inference.classifier",
+        ],
         output,
         name=name,
     )
@@ -294,6 +309,61 @@ def _linear() -> list:
     ]
 
 
+def _rhythm() -> list:
+    """Train the rhythm model on runs of consecutive beats; its test and validation
+    scores."""
+    return [
+        node(
+            train_rhythm,
+            [*INPUTS, f"{P}.rhythm", FEATURES, LABELS],
+            ["ecg_rhythm_model", "ecg_rhythm_history"],
+            name="train_rhythm",
+        ),
+        node(
+            rhythm_history_outputs,
+            "ecg_rhythm_history",
+            ["ecg_rhythm_history_metrics", "ecg_rhythm_training_curves"],
+            name="rhythm_history_outputs",
+        ),
+        node(
+            predict_test_rhythm,
+            ["ecg_rhythm_model", *INPUTS, LABELS],
+            "ecg_rhythm_test_predictions",
+            name="predict_test_rhythm",
+        ),
+        node(
+            evaluate,
+            ["ecg_rhythm_test_predictions", LABELS],
+            "ecg_rhythm_test_metrics",
+            name="evaluate_rhythm",
+        ),
+        node(
+            rhythm_metrics_outputs,
+            "ecg_rhythm_test_metrics",
+            ["ecg_rhythm_test_mlflow_metrics", "ecg_rhythm_confusion_matrix"],
+            name="rhythm_metrics_outputs",
+        ),
+        node(
+            per_record_table,
+            ["ecg_rhythm_test_predictions", LABELS],
+            "ecg_rhythm_per_record",
+            name="rhythm_per_record_table",
+        ),
+        node(
+            predict_val_rhythm,
+            ["ecg_rhythm_model", *INPUTS, LABELS],
+            "ecg_rhythm_val_predictions",
+            name="predict_val_rhythm",
+        ),
+        node(
+            validation_metrics,
+            ["ecg_rhythm_val_predictions", LABELS],
+            ["ecg_rhythm_val_metrics", "ecg_rhythm_val_mlflow_metrics"],
+            name="evaluate_val_rhythm",
+        ),
+    ]
+
+
 def _reporting() -> list:
     """The summary, the scores-by-test-set figure and the served model's example."""
     return [
@@ -311,6 +381,8 @@ def _reporting() -> list:
                 "ecg_autoencoder_per_record",
                 "ecg_linear_test_metrics",
                 "ecg_linear_val_metrics",
+                "ecg_rhythm_test_metrics",
+                "ecg_rhythm_val_metrics",
                 "ecg_ds2_score_history",
                 "ecg_published_scores",
                 f"{P}.reporting.data_note",
@@ -324,6 +396,7 @@ def _reporting() -> list:
                 "ecg_autoencoder_test_metrics",
                 "ecg_cnn_test_metrics",
                 "ecg_linear_test_metrics",
+                "ecg_rhythm_test_metrics",
                 f"{P}.split",
             ],
             "ecg_test_sets_figure",
@@ -339,12 +412,13 @@ def _reporting() -> list:
 
 
 def _training() -> Pipeline:
-    """Ingestion, the three models and the reports, each in its namespace."""
+    """Ingestion, the four models and the reports, each in its namespace."""
     groups = {
         "ingestion": _ingestion(),
         "autoencoder": _autoencoder(),
         "cnn": _cnn(),
         "linear": _linear(),
+        "rhythm": _rhythm(),
         "reporting": _reporting(),
     }
     return Pipeline([group(PACKAGE, name, nodes) for name, nodes in groups.items()])

@@ -43,6 +43,13 @@ def cnn_history_outputs(
     return history_outputs(history, "cnn")
 
 
+def rhythm_history_outputs(
+    history: list[dict[str, float]],
+) -> tuple[dict[str, list[dict]], plt.Figure]:
+    """`history_outputs` of the rhythm model."""
+    return history_outputs(history, "rhythm")
+
+
 PRIMARY_DATABASE = "mitdb"
 # The project's targets on DS2 for the autoencoder: the floor it must reach and the aim
 # above every published inter-patient result (docs/ecg_autoencoder.md).
@@ -126,6 +133,13 @@ def linear_metrics_outputs(
 ) -> tuple[dict[str, dict], plt.Figure]:
     """`metrics_outputs` of the linear baseline."""
     return metrics_outputs(metrics, "linear")
+
+
+def rhythm_metrics_outputs(
+    metrics: dict[str, Any],
+) -> tuple[dict[str, dict], plt.Figure]:
+    """`metrics_outputs` of the rhythm model."""
+    return metrics_outputs(metrics, "rhythm")
 
 
 def anomaly_detection(

@@ -207,6 +207,8 @@ def summary_report(
     autoencoder_per_record: pd.DataFrame,
     linear_metrics: dict[str, Any],
     linear_val: dict[str, Any],
+    rhythm_metrics: dict[str, Any],
+    rhythm_val: dict[str, Any],
     ds2_history: pd.DataFrame,
     published: pd.DataFrame,
     data_note: str | None = None,
@@ -220,6 +222,7 @@ def summary_report(
     if split_report["optimistic"]:
         title += " - OPTIMISTIC intra-patient split"
     models = {
+        "rhythm BiLSTM (beats in their order)": rhythm_metrics,
         "LSTM autoencoder-classifier": autoencoder_metrics,
         "1D-CNN baseline": cnn_metrics,
         "linear baseline (RR + morphology)": linear_metrics,
@@ -230,6 +233,7 @@ def summary_report(
         ("Split", _split_section(split_report, list(label_mapping))),
         ("Ingestion", _ingestion_section(ingestion_report)),
         ("Test sets", test_sets + "\n\n" + published_scores_markdown(published)),
+        ("Rhythm BiLSTM (test: MIT-BIH)", _model_section(rhythm_metrics)),
         (
             "LSTM autoencoder-classifier (test: MIT-BIH)",
             _model_section(autoencoder_metrics),
@@ -243,6 +247,7 @@ def summary_report(
         ("DS2 scores of committed defaults", ds2_history_markdown(ds2_history)),
         (
             "Validation (model selection; the test set was not used for choices)",
+            f"- rhythm: {_headline(rhythm_val)}\n"
             f"- autoencoder: {_headline(autoencoder_val)}\n- CNN: {_headline(cnn_val)}"
             f"\n- linear: {_headline(linear_val)}",
         ),
