@@ -1,8 +1,8 @@
 """The trained ECG classifiers on detected beats against reference beat positions.
 
 Loads the models a finished ``kedro run --pipeline=ecg_autoencoder [--env full]``
-left in data/06_models (the catalog's ``ecg_autoencoder_model`` and
-``ecg_cnn_model``), then classifies the DS2 test records
+left in data/06_models (the catalog's ``ecg_rhythm_model``, ``ecg_autoencoder_model``
+and ``ecg_cnn_model``), then classifies the DS2 test records
 (``split.inter_patient.test``) twice:
 
 - reference: one window per labelled annotation, as in training and evaluation;
@@ -18,7 +18,7 @@ model accuracy and S and V Se / +P side by side, and the detection counts.
 Usage (from the project root, after the training run)::
 
     python benchmarks/bench_detected_beats.py [--env full] [--records 100,103]
-        [--models autoencoder,cnn] [--root PROJECT]
+        [--models rhythm,autoencoder,cnn] [--root PROJECT]
 """
 
 from __future__ import annotations
@@ -36,16 +36,21 @@ import pandas as pd
 from medlstm.core.machine import machine_line
 from medlstm.core.persistence import load_model
 from medlstm.datasets.wfdb_records import read_wfdb_record
+from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     score_detected_beats,
 )
 from medlstm.pipelines.ecg_autoencoder.detection import (
     segment_detected_record,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+from medlstm.pipelines.ecg_autoencoder.modelling import (
+    predict_beats,
+    prediction_table,
+)
 from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     choose_lead,
 )
+from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     _labelled_beats,
@@ -53,7 +58,11 @@ from medlstm.pipelines.ecg_autoencoder.segmentation import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"autoencoder": "ecg_autoencoder_model", "cnn": "ecg_cnn_model"}
+MODELS = {
+    "rhythm": "ecg_rhythm_model",
+    "autoencoder": "ecg_autoencoder_model",
+    "cnn": "ecg_cnn_model",
+}
 
 
 def load_config(root: Path, env: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -149,7 +158,7 @@ def main() -> None:
     parser.add_argument("--env", default="full", help="Kedro config environment")
     parser.add_argument("--root", default=str(ROOT), help="project root")
     parser.add_argument("--records", help="comma-separated ids (default: DS2 test)")
-    parser.add_argument("--models", default="autoencoder,cnn")
+    parser.add_argument("--models", default="rhythm,autoencoder,cnn")
     args = parser.parse_args()
 
     print(machine_line())
@@ -181,9 +190,13 @@ def main() -> None:
         model = load_model(path)
         for source in ("reference", "detected"):
             beats, windows = data[source]
-            predictions, _, _ = predict_beats(
-                model, beats, windows, ecg["features"], classes
-            )
+            if isinstance(model, RhythmBiLSTM):  # each record's beats in their order
+                probs = rhythm_probabilities(model, beats, windows)
+                predictions = prediction_table(beats, probs, classes)
+            else:
+                predictions, _, _ = predict_beats(
+                    model, beats, windows, ecg["features"], classes
+                )
             scores = score_detected_beats(
                 predictions[["record", "sample", "predicted"]],
                 data["truth"],

@@ -336,6 +336,7 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     from medlstm.core.persistence import save_model
     from medlstm.models.cnn1d import CNN1DClassifier
     from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 
     root = Path(__file__).parents[3]
     shutil.copytree(
@@ -362,6 +363,23 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
         CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
         models / "ecg_cnn1d.pt",
     )
+    inputs = {
+        "features": params["features"],
+        "context": ["rr_median"],
+        "irregularity_beats": 9,
+        "sequence_length": 16,
+        "prediction_stride": 8,
+    }
+    save_model(
+        RhythmBiLSTM(
+            n_context=n_rr + 2,
+            channels=[4],
+            hidden_size=4,
+            head_hidden=4,
+            inputs=inputs,
+        ),
+        models / "ecg_rhythm_bilstm.pt",
+    )
     script = root / "benchmarks" / "bench_detected_beats.py"
     argv = [str(script), "--env=base", f"--root={tmp_path}", "--records=100,208"]
     monkeypatch.setattr(sys, "argv", argv)
@@ -369,9 +387,13 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("machine")
     rows = [
-        line.split() for line in lines if line.split()[:1] in (["autoencoder"], ["cnn"])
+        line.split()
+        for line in lines
+        if line.split()[:1] in (["rhythm"], ["autoencoder"], ["cnn"])
     ]
     assert [r[:2] for r in rows] == [
+        ["rhythm", "reference"],
+        ["rhythm", "detected"],
         ["autoencoder", "reference"],
         ["autoencoder", "detected"],
         ["cnn", "reference"],
