@@ -11,6 +11,7 @@ import torch
 from medlstm.core.persistence import load_model, save_model
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.linear import train_linear
 from medlstm.pipelines.ecg_autoencoder.rhythm import (
     BeatRuns,
     check_rhythm_params,
@@ -259,3 +260,33 @@ def test_beat_runs_pad_with_no_label():
 def test_bad_rhythm_parameters_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         check_rhythm_params(_tiny_params(**change))
+
+
+def test_stacking_feeds_the_linear_probabilities_and_keeps_them_for_inference(
+    rhythm_data, tmp_path
+):
+    beats, windows, params = rhythm_data
+    mapping = params["ingestion"]["label_mapping"]
+    linear = train_linear(
+        beats.assign(split=beats["split"].replace("train_unused", "train")),
+        windows,
+        params["linear"],
+        params["ingestion"],
+        mapping,
+    )
+    stacked = _tiny_params(context=["linear_probabilities"])
+    model, _ = train_rhythm(
+        beats, windows, stacked, params["features"], mapping, linear
+    )
+    n_rr = len(params["features"]["rr_columns"])
+    assert model.config["n_context"] == n_rr + len(mapping)
+    path = tmp_path / "stacked.pt"
+    save_model(model, path)
+    test = beats[beats["split"] == "test"]
+    np.testing.assert_allclose(
+        rhythm_probabilities(load_model(path), test, windows["windows"][test.index]),
+        rhythm_probabilities(model, test, windows["windows"][test.index]),
+        atol=1e-6,
+    )
+    with pytest.raises(ValueError, match="no linear model was given"):
+        train_rhythm(beats, windows, stacked, params["features"], mapping)

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from medlstm.core.params import check_known_keys
 from medlstm.core.training import predict
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
+from medlstm.pipelines.ecg_autoencoder.linear import linear_probabilities
 from medlstm.pipelines.ecg_autoencoder.losses import rhythm_loss
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     check_aligned,
@@ -50,6 +51,8 @@ CONTEXT_GROUPS = {
     "rr_median": ("rr_pre_median", "rr_post_median"),
     "morphology_distance": ("morphology_distance",),
     "rr_irregularity": ("rr_irregularity",),
+    # The linear baseline's class probabilities (stacking), one column per class.
+    "linear_probabilities": (),
 }
 TRAINING_SPLITS = ("train", "train_unused")  # every beat of the training records
 PARAM_KEYS = (
@@ -98,11 +101,14 @@ def check_rhythm_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def context_names(params: dict[str, Any], features: dict[str, Any]) -> list[str]:
+def context_names(inputs: dict[str, Any]) -> list[str]:
     """The context columns in model order: the RR columns, then each context group's."""
-    names = list(features.get("rr_columns", []))
-    for group in params.get("context") or []:
-        names += CONTEXT_GROUPS[group]
+    names = list(inputs["features"].get("rr_columns", []))
+    for group in inputs.get("context") or []:
+        if group == "linear_probabilities":
+            names += [f"linear_p_{c}" for c in inputs["linear_model"]["classes"]]
+        else:
+            names += CONTEXT_GROUPS[group]
     return names
 
 
@@ -134,9 +140,11 @@ def _irregularity(pre_rr: np.ndarray, beats: int) -> np.ndarray:
 
 
 def _record_context(
-    part: pd.DataFrame, windows: np.ndarray, group: str, irregularity_beats: int
+    part: pd.DataFrame, windows: np.ndarray, group: str, inputs: dict[str, Any]
 ) -> np.ndarray:
     """One context group's columns for the beats of one record, (n, k)."""
+    if group == "linear_probabilities":
+        return linear_probabilities(inputs["linear_model"], part, windows)
     if group == "rr_median":
         return np.column_stack(
             [
@@ -150,9 +158,8 @@ def _record_context(
         typical = max(float(np.median(distance)), 1e-9)
         log_ratio = np.log(np.maximum(distance / typical, 1e-9))
         return np.clip(log_ratio, -LOG_DISTANCE_CLIP, LOG_DISTANCE_CLIP)[:, None]
-    return _irregularity(part["pre_rr"].to_numpy(np.float64), irregularity_beats)[
-        :, None
-    ]
+    beats = int(inputs["irregularity_beats"])
+    return _irregularity(part["pre_rr"].to_numpy(np.float64), beats)[:, None]
 
 
 def context_matrix(
@@ -167,8 +174,9 @@ def context_matrix(
         beats: The beat table (RR columns).
         windows: The windows of the beats of ``runs``, in ``runs``' order.
         runs: Row positions of ``beats``, one array per record (`record_runs`).
-        inputs: ``features`` (RR columns, clip), ``context`` and
-            ``irregularity_beats``, as the model stores them.
+        inputs: ``features`` (RR columns, clip), ``context``,
+            ``irregularity_beats`` and, for stacking, ``linear_model``, as the model
+            stores them.
     """
     blocks, start = [], 0
     for rows in runs:
@@ -177,12 +185,12 @@ def context_matrix(
         start += len(rows)
         columns = [rr_matrix(part, inputs["features"]).astype(np.float64)]
         columns += [
-            _record_context(part, own, group, int(inputs["irregularity_beats"]))
+            _record_context(part, own, group, inputs)
             for group in inputs.get("context") or []
         ]
         blocks.append(np.column_stack(columns))
     if not blocks:
-        return np.zeros((0, len(context_names(inputs, inputs["features"]))), np.float32)
+        return np.zeros((0, len(context_names(inputs))), np.float32)
     return np.concatenate(blocks).astype(np.float32)
 
 
@@ -266,6 +274,7 @@ def train_rhythm(
     params: dict[str, Any],
     features: dict[str, Any],
     label_mapping: dict[str, list[str]],
+    linear_model: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train the rhythm model on runs of the training records, selected on runs of the
     validation records.
@@ -279,6 +288,9 @@ def train_rhythm(
             optional ``checkpoint_path``.
         features: ``ecg_autoencoder.features`` (RR columns and clip).
         label_mapping: Class name -> annotation symbols; its keys are the classes.
+        linear_model: The fitted linear baseline; with ``linear_probabilities`` in
+            ``context`` its class probabilities join the context (stacking), and the
+            rhythm model keeps its coefficients to compute them at inference.
 
     Returns:
         The trained `RhythmBiLSTM` (best validation epoch) and its per-epoch history.
@@ -293,6 +305,13 @@ def train_rhythm(
         "sequence_length": params["sequence_length"],
         "prediction_stride": params["prediction_stride"],
     }
+    if "linear_probabilities" in inputs["context"]:
+        if linear_model is None:
+            raise ValueError(
+                f"Parameter '{WHERE}.context' lists linear_probabilities, but no "
+                "linear model was given to stack."
+            )
+        inputs["linear_model"] = linear_model
     length = params["sequence_length"]
     runs, x, context = _runs_of(beats, windows, TRAINING_SPLITS, inputs)
     val_runs, val_x, val_context = _runs_of(beats, windows, ("val",), inputs)
