@@ -297,6 +297,7 @@ def test_ecg_run_logs_its_tables_and_registers_every_model_and_the_pyfunc(
     fast = {
         "ecg_autoencoder.autoencoder.training.epochs": 1,
         "ecg_autoencoder.cnn.training.epochs": 1,
+        "ecg_autoencoder.rhythm.training.epochs": 1,
     }
     kedro_project.run_pipeline("ecg_autoencoder", params=fast)
     client = _client(kedro_project)
@@ -323,9 +324,10 @@ def test_ecg_run_logs_its_tables_and_registers_every_model_and_the_pyfunc(
         v.name: v for v in client.search_model_versions(f"run_id='{run.info.run_id}'")
     }
     assert set(versions) == {
-        f"ecg_autoencoder.{m}" for m in ("autoencoder", "cnn", "linear", "pyfunc")
+        f"ecg_autoencoder.{m}"
+        for m in ("autoencoder", "cnn", "linear", "rhythm", "pyfunc")
     }
-    for model in ("autoencoder", "cnn", "linear"):
+    for model in ("autoencoder", "cnn", "linear", "rhythm"):
         tags = versions[f"ecg_autoencoder.{model}"].tags
         assert tags[f"{model}.test.accuracy"] == (
             f"{run.data.metrics[f'{model}.test.accuracy']:.6g}"

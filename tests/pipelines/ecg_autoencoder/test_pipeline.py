@@ -26,6 +26,7 @@ FAST = {
             "ensemble_seeds": [42, 7],
         },
         "cnn": {"training": {"epochs": 1}},
+        "rhythm": {"training": {"epochs": 1}},
     },
 }
 
@@ -79,6 +80,9 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
         "autoencoder.test.accuracy",
         "cnn.test.accuracy",
         "linear.test.accuracy",
+        "rhythm.test.accuracy",
+        "rhythm.test.by_database.svdb.accuracy",
+        "rhythm.val.by_database.svdb.accuracy",
         "linear.test.by_database.svdb.accuracy",  # the external test part, apart
         "linear.val.by_database.svdb.accuracy",
         "autoencoder.member0/val_loss",  # a two-seed ensemble
@@ -94,6 +98,8 @@ def test_training_and_inference_end_to_end(kedro_project, base_params):
         "figures/ecg_autoencoder_confusion_matrix.png",
         "figures/ecg_cnn_confusion_matrix.png",
         "figures/ecg_linear_confusion_matrix.png",
+        "figures/ecg_rhythm_confusion_matrix.png",
+        "figures/ecg_rhythm_training_curves.png",
         "figures/ecg_test_sets.png",
         "figures/ecg_autoencoder_training_curves.png",
         "figures/ecg_autoencoder_reconstructions.png",

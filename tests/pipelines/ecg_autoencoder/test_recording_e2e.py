@@ -30,6 +30,7 @@ FAST = {
     "ecg_autoencoder": {
         "autoencoder": {"training": {"epochs": 1}, "ensemble_seeds": []},
         "cnn": {"training": {"epochs": 1}},
+        "rhythm": {"training": {"epochs": 1}},
     },
 }
 RECORD = "208"  # many V beats in its first minute
