@@ -15,8 +15,8 @@ and the second sits in an irregular one; the LSTM reads the beats in their real 
 in both directions, so every label is made with the rhythm on either side.
 
 The beat encoder is the 1D-CNN baseline's trunk, applied to every beat of the
-sequence; the context holds per-beat features that need no labels (RR intervals,
-RR against the recording's median, morphology against its dominant beat).
+sequence; the context holds per-beat features that need no labels (the RR features
+of the one-beat models).
 """
 
 from __future__ import annotations

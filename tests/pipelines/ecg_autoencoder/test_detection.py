@@ -365,14 +365,12 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     )
     inputs = {
         "features": params["features"],
-        "context": ["rr_median"],
-        "irregularity_beats": 9,
         "sequence_length": 16,
         "prediction_stride": 8,
     }
     save_model(
         RhythmBiLSTM(
-            n_context=n_rr + 2,
+            n_context=n_rr,
             channels=[4],
             hidden_size=4,
             head_hidden=4,

@@ -42,13 +42,11 @@ def _rhythm_model(params) -> RhythmBiLSTM:
     rr = params["features"]["rr_columns"]
     inputs = {
         "features": params["features"],
-        "context": ["rr_median"],
-        "irregularity_beats": 9,
         "sequence_length": 4,
         "prediction_stride": 2,
     }
     return RhythmBiLSTM(
-        seq_len=64, n_context=len(rr) + 2, channels=[4], hidden_size=8, inputs=inputs
+        seq_len=64, n_context=len(rr), channels=[4], hidden_size=8, inputs=inputs
     ).eval()
 
 

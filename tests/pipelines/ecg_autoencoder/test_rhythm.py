@@ -1,4 +1,4 @@
-"""The rhythm model: runs of consecutive beats, label-free context, training and
+"""The rhythm model: runs of consecutive beats, their RR context, training and
 prediction through the shared core."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import torch
 from medlstm.core.persistence import load_model, save_model
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
-from medlstm.pipelines.ecg_autoencoder.linear import train_linear
 from medlstm.pipelines.ecg_autoencoder.rhythm import (
     BeatRuns,
     check_rhythm_params,
@@ -26,8 +25,6 @@ from medlstm.pipelines.ecg_autoencoder.rhythm import (
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 
 TINY = {
-    "context": ["rr_median", "morphology_distance", "rr_irregularity"],
-    "irregularity_beats": 5,
     "sequence_length": 8,
     "training_stride": 4,
     "prediction_stride": 4,
@@ -101,35 +98,16 @@ def test_record_runs_follow_the_samples_whatever_the_row_order():
     assert [beats["sample"].iloc[r].tolist() for r in runs] == [[10, 20, 30], [10, 50]]
 
 
-def test_context_marks_the_odd_beat_and_the_irregular_rhythm():
-    rng = np.random.default_rng(0)
-    regular = np.full(40, 0.8)
-    regular[20], regular[21] = 0.5, 1.1  # one premature beat and its pause
-    irregular = rng.uniform(0.4, 1.2, 40)  # atrial fibrillation-like
-    rows = []
-    for rid, pre in (("reg", regular), ("af", irregular)):
-        post = np.append(pre[1:], pre[-1])
-        rows.append(pd.DataFrame({"record": rid, "sample": np.arange(40) * 100}))
-        rows[-1]["pre_rr"], rows[-1]["post_rr"] = pre, post
-    beats = pd.concat(rows, ignore_index=True)
-    windows = np.zeros((80, 16), np.float32)
-    windows[:, 8] = 1.0
-    windows[20, 4:12] = 3.0  # the premature beat looks different too
-    runs = record_runs(beats, np.arange(80))
-    inputs = {
-        "features": {"rr_columns": []},
-        "context": ["rr_median", "morphology_distance", "rr_irregularity"],
-        "irregularity_beats": 9,
-    }
-    ordered = np.concatenate(runs)
-    context = context_matrix(beats, windows[ordered], runs, inputs)
-    # runs: "af" first (sorted by record id), then "reg"
-    reg = context[40:]
-    assert reg[20, 0] == pytest.approx(0.5 / 0.8)  # pre RR over the median
-    assert reg[20, 2] > reg[np.arange(40) != 20, 2].max()  # the odd morphology
-    # Irregularity: ~0 around the isolated premature beat, large in the irregular one.
-    assert reg[:, 3].max() < 0.05
-    assert np.median(context[:40, 3]) > 0.2
+def test_the_context_is_each_beats_rr_features_in_run_order():
+    beats = pd.DataFrame(
+        {"record": ["b", "a", "a"], "sample": [5, 20, 10], "pre_rr": [0.5, 0.9, 7.0]}
+    )
+    runs = record_runs(beats, np.arange(3))
+    inputs = {"features": {"rr_columns": ["pre_rr"], "rr_clip": 5.0}}
+    context = context_matrix(beats, runs, inputs)
+    np.testing.assert_allclose(
+        context[:, 0], [5.0, 0.9, 0.5]
+    )  # a@10 clipped, a@20, b@5
 
 
 def test_padding_changes_no_prediction_of_a_run():
@@ -244,10 +222,7 @@ def test_beat_runs_pad_with_no_label():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (
-            {"context": ["rr_median", "qt_interval"]},
-            r"context' names \['qt_interval'\]",
-        ),
+        ({"context": ["rr_median"]}, "Unknown parameter.*rhythm.context"),
         ({"training_stride": 9}, "training_stride' \\(9\\) must not exceed"),
         ({"sequence_length": 0}, "sequence_length' must be an integer >= 1"),
         ({"seq_len": 64}, "seq_len"),
@@ -260,33 +235,3 @@ def test_beat_runs_pad_with_no_label():
 def test_bad_rhythm_parameters_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         check_rhythm_params(_tiny_params(**change))
-
-
-def test_stacking_feeds_the_linear_probabilities_and_keeps_them_for_inference(
-    rhythm_data, tmp_path
-):
-    beats, windows, params = rhythm_data
-    mapping = params["ingestion"]["label_mapping"]
-    linear = train_linear(
-        beats.assign(split=beats["split"].replace("train_unused", "train")),
-        windows,
-        params["linear"],
-        params["ingestion"],
-        mapping,
-    )
-    stacked = _tiny_params(context=["linear_probabilities"])
-    model, _ = train_rhythm(
-        beats, windows, stacked, params["features"], mapping, linear
-    )
-    n_rr = len(params["features"]["rr_columns"])
-    assert model.config["n_context"] == n_rr + len(mapping)
-    path = tmp_path / "stacked.pt"
-    save_model(model, path)
-    test = beats[beats["split"] == "test"]
-    np.testing.assert_allclose(
-        rhythm_probabilities(load_model(path), test, windows["windows"][test.index]),
-        rhythm_probabilities(model, test, windows["windows"][test.index]),
-        atol=1e-6,
-    )
-    with pytest.raises(ValueError, match="no linear model was given"):
-        train_rhythm(beats, windows, stacked, params["features"], mapping)

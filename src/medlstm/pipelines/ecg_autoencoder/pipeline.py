@@ -315,7 +315,7 @@ def _rhythm() -> list:
     return [
         node(
             train_rhythm,
-            [*INPUTS, f"{P}.rhythm", FEATURES, LABELS, "ecg_linear_model"],
+            [*INPUTS, f"{P}.rhythm", FEATURES, LABELS],
             ["ecg_rhythm_model", "ecg_rhythm_history"],
             name="train_rhythm",
         ),

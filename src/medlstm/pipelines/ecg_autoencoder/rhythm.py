@@ -9,10 +9,11 @@ weighted towards the run where it sits most central, so every beat is labelled w
 context on both sides where the recording has it. A record shorter than one run is
 one shorter run.
 
-Besides its window, each beat brings a context vector that needs no labels, computed
-per recording (`context_matrix`): the RR features of the one-beat models and, as
-``rhythm.context`` lists, its RR against the recording's median RR, its distance to
-the recording's dominant beat, and the local irregularity of the rhythm.
+Besides its window, each beat brings the RR features of the one-beat models
+(`features.rr_columns`). Per-recording summaries of the rhythm and of the morphology,
+and the linear baseline's probabilities (stacking), were tried as extra inputs on
+validation and measured no gain (docs/experiments/2026-12-ecg_rhythm.md): the LSTM
+reads the RR intervals around each beat itself.
 """
 
 from __future__ import annotations
@@ -25,14 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
 from medlstm.core.params import check_known_keys
 from medlstm.core.training import predict
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
-from medlstm.pipelines.ecg_autoencoder.linear import linear_probabilities
 from medlstm.pipelines.ecg_autoencoder.losses import rhythm_loss
 from medlstm.pipelines.ecg_autoencoder.modelling import (
     check_aligned,
@@ -46,18 +45,8 @@ from medlstm.pipelines.ecg_autoencoder.modelling import (
 logger = logging.getLogger(__name__)
 
 WHERE = "ecg_autoencoder.rhythm"
-# Each context group of ``rhythm.context`` and the columns it adds.
-CONTEXT_GROUPS = {
-    "rr_median": ("rr_pre_median", "rr_post_median"),
-    "morphology_distance": ("morphology_distance",),
-    "rr_irregularity": ("rr_irregularity",),
-    # The linear baseline's class probabilities (stacking), one column per class.
-    "linear_probabilities": (),
-}
 TRAINING_SPLITS = ("train", "train_unused")  # every beat of the training records
 PARAM_KEYS = (
-    "context",
-    "irregularity_beats",
     "sequence_length",
     "training_stride",
     "prediction_stride",
@@ -66,23 +55,12 @@ PARAM_KEYS = (
     "training",
     "checkpoint_path",
 )
-LOG_DISTANCE_CLIP = 5.0
 
 
 def check_rhythm_params(params: dict[str, Any]) -> dict[str, Any]:
     """The ``rhythm`` block with its run geometry checked; errors name the key."""
     check_known_keys(params, PARAM_KEYS, WHERE)
-    unknown = sorted(set(params.get("context") or []) - set(CONTEXT_GROUPS))
-    if unknown:
-        raise ValueError(
-            f"Parameter '{WHERE}.context' names {unknown}; known: {list(CONTEXT_GROUPS)}."
-        )
-    for key in (
-        "sequence_length",
-        "training_stride",
-        "prediction_stride",
-        "irregularity_beats",
-    ):
+    for key in ("sequence_length", "training_stride", "prediction_stride"):
         value = params.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"Parameter '{WHERE}.{key}' must be an integer >= 1.")
@@ -101,17 +79,6 @@ def check_rhythm_params(params: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
-def context_names(inputs: dict[str, Any]) -> list[str]:
-    """The context columns in model order: the RR columns, then each context group's."""
-    names = list(inputs["features"].get("rr_columns", []))
-    for group in inputs.get("context") or []:
-        if group == "linear_probabilities":
-            names += [f"linear_p_{c}" for c in inputs["linear_model"]["classes"]]
-        else:
-            names += CONTEXT_GROUPS[group]
-    return names
-
-
 def record_runs(beats: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
     """``rows`` of ``beats`` grouped by record, each group in sample order."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -123,75 +90,18 @@ def record_runs(beats: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
     return np.split(rows, np.flatnonzero(records[1:] != records[:-1]) + 1)
 
 
-def _ratio_to_median(values: np.ndarray) -> np.ndarray:
-    median = np.median(values)
-    return values / median if median > 0 else np.ones_like(values)
-
-
-def _irregularity(pre_rr: np.ndarray, beats: int) -> np.ndarray:
-    """Median successive RR change over ``beats`` beats centred on each beat, over the
-    median RR there: near 0 in a regular rhythm, even around one premature beat (two
-    large changes among many small ones), large in atrial fibrillation."""
-    change = np.abs(np.diff(pre_rr, prepend=pre_rr[:1]))
-    size = min(beats, len(pre_rr))
-    spread = ndimage.median_filter(change, size=size, mode="nearest")
-    level = ndimage.median_filter(pre_rr, size=size, mode="nearest")
-    return spread / np.maximum(level, 1e-6)
-
-
-def _record_context(
-    part: pd.DataFrame, windows: np.ndarray, group: str, inputs: dict[str, Any]
-) -> np.ndarray:
-    """One context group's columns for the beats of one record, (n, k)."""
-    if group == "linear_probabilities":
-        return linear_probabilities(inputs["linear_model"], part, windows)
-    if group == "rr_median":
-        return np.column_stack(
-            [
-                _ratio_to_median(part["pre_rr"].to_numpy(np.float64)),
-                _ratio_to_median(part["post_rr"].to_numpy(np.float64)),
-            ]
-        )
-    if group == "morphology_distance":
-        w = np.asarray(windows, dtype=np.float64)
-        distance = np.sqrt(((w - np.median(w, axis=0)) ** 2).mean(axis=1))
-        typical = max(float(np.median(distance)), 1e-9)
-        log_ratio = np.log(np.maximum(distance / typical, 1e-9))
-        return np.clip(log_ratio, -LOG_DISTANCE_CLIP, LOG_DISTANCE_CLIP)[:, None]
-    beats = int(inputs["irregularity_beats"])
-    return _irregularity(part["pre_rr"].to_numpy(np.float64), beats)[:, None]
-
-
 def context_matrix(
-    beats: pd.DataFrame,
-    windows: np.ndarray,
-    runs: Sequence[np.ndarray],
-    inputs: dict[str, Any],
+    beats: pd.DataFrame, runs: Sequence[np.ndarray], inputs: dict[str, Any]
 ) -> np.ndarray:
-    """The context of every beat of ``runs`` (n_beats, K), rows in ``runs``' order.
+    """The RR features of every beat of ``runs`` (n_beats, R), rows in ``runs``' order.
 
     Args:
         beats: The beat table (RR columns).
-        windows: The windows of the beats of ``runs``, in ``runs``' order.
         runs: Row positions of ``beats``, one array per record (`record_runs`).
-        inputs: ``features`` (RR columns, clip), ``context``,
-            ``irregularity_beats`` and, for stacking, ``linear_model``, as the model
-            stores them.
+        inputs: ``features`` (RR columns, clip), as the model stores them.
     """
-    blocks, start = [], 0
-    for rows in runs:
-        part = beats.iloc[rows]
-        own = windows[start : start + len(rows)]
-        start += len(rows)
-        columns = [rr_matrix(part, inputs["features"]).astype(np.float64)]
-        columns += [
-            _record_context(part, own, group, inputs)
-            for group in inputs.get("context") or []
-        ]
-        blocks.append(np.column_stack(columns))
-    if not blocks:
-        return np.zeros((0, len(context_names(inputs))), np.float32)
-    return np.concatenate(blocks).astype(np.float32)
+    rows = np.concatenate(runs) if runs else np.zeros(0, np.int64)
+    return rr_matrix(beats.iloc[rows], inputs["features"])
 
 
 def run_starts(n_beats: int, length: int, stride: int) -> list[int]:
@@ -265,7 +175,7 @@ def _runs_of(
     runs = record_runs(beats, rows)
     ordered = np.concatenate(runs) if runs else np.zeros(0, np.int64)
     x = np.asarray(windows["windows"][ordered], dtype=np.float32)
-    return runs, x, context_matrix(beats, x, runs, inputs)
+    return runs, x, context_matrix(beats, runs, inputs)
 
 
 def train_rhythm(
@@ -274,7 +184,6 @@ def train_rhythm(
     params: dict[str, Any],
     features: dict[str, Any],
     label_mapping: dict[str, list[str]],
-    linear_model: dict[str, Any] | None = None,
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """Train the rhythm model on runs of the training records, selected on runs of the
     validation records.
@@ -282,15 +191,12 @@ def train_rhythm(
     Args:
         beats: Beat table with ``split``.
         windows: Window arrays aligned with ``beats``.
-        params: ``ecg_autoencoder.rhythm``: ``context``, ``irregularity_beats``,
-            ``sequence_length``, ``training_stride``, ``prediction_stride``,
+        params: ``ecg_autoencoder.rhythm``: ``sequence_length``,
+            ``training_stride``, ``prediction_stride``,
             ``model``, ``loss``, ``training`` (the core's TrainingParams) and an
             optional ``checkpoint_path``.
         features: ``ecg_autoencoder.features`` (RR columns and clip).
         label_mapping: Class name -> annotation symbols; its keys are the classes.
-        linear_model: The fitted linear baseline; with ``linear_probabilities`` in
-            ``context`` its class probabilities join the context (stacking), and the
-            rhythm model keeps its coefficients to compute them at inference.
 
     Returns:
         The trained `RhythmBiLSTM` (best validation epoch) and its per-epoch history.
@@ -300,18 +206,9 @@ def train_rhythm(
     classes = list(label_mapping)
     inputs = {
         "features": dict(features),
-        "context": list(params.get("context") or []),
-        "irregularity_beats": params["irregularity_beats"],
         "sequence_length": params["sequence_length"],
         "prediction_stride": params["prediction_stride"],
     }
-    if "linear_probabilities" in inputs["context"]:
-        if linear_model is None:
-            raise ValueError(
-                f"Parameter '{WHERE}.context' lists linear_probabilities, but no "
-                "linear model was given to stack."
-            )
-        inputs["linear_model"] = linear_model
     length = params["sequence_length"]
     runs, x, context = _runs_of(beats, windows, TRAINING_SPLITS, inputs)
     val_runs, val_x, val_context = _runs_of(beats, windows, ("val",), inputs)
@@ -385,7 +282,7 @@ def rhythm_probabilities(
     runs = record_runs(beats, np.arange(len(beats)))
     ordered = np.concatenate(runs) if runs else np.zeros(0, np.int64)
     x = np.asarray(windows, dtype=np.float32)[ordered]
-    context = context_matrix(beats, x, runs, inputs)
+    context = context_matrix(beats, runs, inputs)
     index = run_index([len(r) for r in runs], length, stride)
     probs = np.zeros((len(ordered), model.config["n_classes"]))
     if not len(ordered):
