@@ -289,16 +289,33 @@ def reject_t_waves(
     return samples[keep]
 
 
-def noise_flags(
-    x: np.ndarray, fs: float, samples: np.ndarray, p: DetectionParams
-) -> np.ndarray:
-    """True for detections in a stretch that is invalid (NaN in the input), flat
-    (peak-to-peak below ``flat_ptp_mv``) or an artefact (peak-to-peak above
-    ``artefact_ptp_ratio`` times the record's median), each judged over
-    ``noise_window_s`` centred on the detection."""
-    samples = np.asarray(samples, dtype=np.int64)
-    if len(samples) == 0:
-        return np.zeros(0, bool)
+@dataclass(frozen=True)
+class Detection:
+    """What `detect` finds in one lead.
+
+    Attributes:
+        beats: One row per beat, sorted by ``sample``: ``sample`` (int64, the R peak
+            in the input's sample indices) and ``noise`` (bool, the beat lies in a
+            stretch marked unreadable).
+        unreadable: Per input sample, True where the signal is unreadable (invalid,
+            flat, an artefact or noise): beats there are flagged ``noise``.
+        fs: The input's sampling rate in Hz.
+    """
+
+    beats: pd.DataFrame
+    unreadable: np.ndarray
+    fs: float
+
+    @property
+    def analysable_s(self) -> float:
+        """Seconds of readable signal."""
+        return float((~self.unreadable).sum() / self.fs)
+
+
+def unreadable_samples(x: np.ndarray, fs: float, p: DetectionParams) -> np.ndarray:
+    """Per sample, True in a stretch that is invalid (NaN within ``noise_window_s``),
+    flat (peak-to-peak over ``noise_window_s`` below ``flat_ptp_mv``) or an artefact
+    (peak-to-peak above ``artefact_ptp_ratio`` times its median over the record)."""
     width = max(int(round(p.noise_window_s * fs)) | 1, 3)
     filled = _fill_nan(x)
     ptp = ndimage.maximum_filter1d(filled, width, mode="nearest") - (
@@ -308,15 +325,27 @@ def noise_flags(
         ndimage.maximum_filter1d(np.isnan(x).astype(np.uint8), width, mode="nearest")
         > 0
     )
-    at = ptp[samples]
-    typical = np.median(at)
-    return (
-        nan_near[samples] | (at < p.flat_ptp_mv) | (at > p.artefact_ptp_ratio * typical)
-    )
+    typical = np.median(ptp[~nan_near]) if (~nan_near).any() else 0.0
+    return nan_near | (ptp < p.flat_ptp_mv) | (ptp > p.artefact_ptp_ratio * typical)
+
+
+def noise_flags(
+    x: np.ndarray, fs: float, samples: np.ndarray, p: DetectionParams
+) -> np.ndarray:
+    """True for detections in a stretch `unreadable_samples` marks."""
+    samples = np.asarray(samples, dtype=np.int64)
+    if len(samples) == 0:
+        return np.zeros(0, bool)
+    return unreadable_samples(x, fs, p)[samples]
 
 
 def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.DataFrame:
-    """Find the R peaks of one ECG lead.
+    """Find the R peaks of one ECG lead: `detect`'s beat table."""
+    return detect(signal, fs, params).beats
+
+
+def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
+    """Find the R peaks of one ECG lead and the stretches too noisy to read.
 
     Args:
         signal: One lead in physical units (mV), 1-D; NaN marks invalid samples.
@@ -324,9 +353,8 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
         params: The ``ecg_autoencoder.detection`` parameters.
 
     Returns:
-        One row per beat, sorted by ``sample``: ``sample`` (int64, the R peak in the
-        input's sample indices) and ``noise`` (bool, the beat lies in a stretch marked
-        noisy, flat or invalid). Empty, with a warning, for a flat signal.
+        The beats (``sample``, ``noise``) and the unreadable samples; no beat, with
+        a warning, for a flat signal.
 
     Raises:
         ValueError: naming the problem, for a signal that is not 1-D, a rate below
@@ -344,7 +372,7 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
         )
         warnings.warn(msg, stacklevel=2)
         logger.warning(msg)
-        return _empty_detections()
+        return Detection(_empty_detections(), np.ones(len(x), bool), fs)
     rate = min(p.detector_fs, fs) if p.detector_fs else fs  # never upsample
     y = filled if rate == fs else _resample(filled, fs, rate)
     found = _run_detector(y, rate, p.method)
@@ -356,9 +384,9 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
     refined = _refine_in(np.abs(band - np.median(band)), found, p.refine_window_s * fs)
     samples = _merge_close(refined, band, int(round(p.min_rr_s * fs)))
     samples = reject_t_waves(samples, band, fs, p.twave_window_s, p.twave_slope_ratio)
-    return pd.DataFrame(
-        {"sample": samples, "noise": noise_flags(x, fs, samples, p)}
-    ).reset_index(drop=True)
+    unreadable = unreadable_samples(x, fs, p)
+    beats = pd.DataFrame({"sample": samples, "noise": unreadable[samples]})
+    return Detection(beats.reset_index(drop=True), unreadable, fs)
 
 
 UNMATCHED = ""  # label of a detection that matches no reference beat
