@@ -4,7 +4,8 @@ records built from MIT-BIH records.
 Each record (default: DS2, ``split.inter_patient.test``, patients no model was
 trained on) gets a noise record of the MIT-BIH Noise Stress Test Database added at
 each SNR (`noise_stress.noise_stress_record`: clean for the first 5 minutes, then
-2-minute stretches noisy and clean in turn, SNR as ``nst`` defines it). Detection
+2-minute stretches noisy and clean in turn, SNR as ``nst`` defines and calibrates
+it). Detection
 runs on the noisy lead (``ecg_autoencoder.detection``), nothing taken from the
 annotations; the reference beats are the clean record's.
 
@@ -23,6 +24,7 @@ Usage (from the project root)::
     python benchmarks/bench_noise_stress.py [--records 100,103] [--noise em,ma,bw]
         [--snr 24,18,12,6,0,-6] [--minutes 30] [--models auto|none|autoencoder,cnn]
         [--env base] [--workers 2] [--learning-s 300] [--stretch-s 120]
+        [--calibration nst|added]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from medlstm.pipelines.ecg_autoencoder.beat_matching import (
 )
 from medlstm.pipelines.ecg_autoencoder.detection import detect
 from medlstm.pipelines.ecg_autoencoder.noise_stress import (
+    CALIBRATIONS,
     EC57_SNRS_DB,
     LEARNING_S,
     STRETCH_S,
@@ -150,6 +153,7 @@ def stress_one(task: dict[str, Any]) -> dict[str, Any]:
             task["snr"],
             task["learning_s"],
             task["stretch_s"],
+            calibration=task["calibration"],
         )
         record, noisy = built.record, built.noisy
     with warnings.catch_warnings():
@@ -301,6 +305,13 @@ def main() -> None:
     parser.add_argument("--learning-s", type=float, default=LEARNING_S)
     parser.add_argument("--stretch-s", type=float, default=STRETCH_S)
     parser.add_argument(
+        "--calibration",
+        choices=CALIBRATIONS,
+        default="nst",
+        help="noise RMS over the noise record's first 300 s (nst, EC57) or over the "
+        "samples added (added: the stretches reach the nominal SNR)",
+    )
+    parser.add_argument(
         "--models", default="auto", help="auto | none | autoencoder,cnn"
     )
     parser.add_argument("--env", default="base", help="Kedro config environment")
@@ -341,7 +352,7 @@ def main() -> None:
     print(
         f"{len(ids)} records ({','.join(ids)}), noise {','.join(noises)}, "
         f"{args.minutes or 30:g} min each, learning {args.learning_s:g} s, stretches "
-        f"{args.stretch_s:g} s; detector {det['method']}; models: "
+        f"{args.stretch_s:g} s, SNR calibration {args.calibration}; detector {det['method']}; models: "
         f"{', '.join(models) or 'none (detection only)'}"
     )
     print_header(list(models))
@@ -361,6 +372,7 @@ def main() -> None:
                     "seconds": seconds,
                     "learning_s": args.learning_s,
                     "stretch_s": args.stretch_s,
+                    "calibration": args.calibration,
                     "ecg": ecg,
                     "classify": bool(models),
                 }

@@ -93,7 +93,9 @@ def test_mixing_has_no_step_where_the_gain_changes():
 @needs_data
 @pytest.mark.parametrize("target", [12.0, 0.0])
 def test_noise_stress_record_reaches_the_requested_snr(clean, em, target):
-    built = noise_stress_record(clean, em, target, learning_s=20, stretch_s=20)
+    built = noise_stress_record(
+        clean, em, target, learning_s=20, stretch_s=20, calibration="added"
+    )
     lead = "MLII"
     fs = clean.fs
     x, y = clean.signals[lead], built.record.signals[lead]
@@ -116,6 +118,23 @@ def test_noise_stress_record_reaches_the_requested_snr(clean, em, target):
 
 
 @needs_data
+def test_nst_calibration_measures_the_noise_over_its_first_300_s(clean, em):
+    built = noise_stress_record(clean, em, 6.0, learning_s=20, stretch_s=20)
+    x = clean.signals["MLII"]
+    normal = clean.ann_samples[np.isin(clean.ann_symbols, NORMAL_SYMBOLS)]
+    s = qrs_amplitude(x, clean.fs, normal)
+    first = em.signals["noise1"][: 300 * 360].reshape(300, 360)
+    rms = stats.trim_mean(first.std(axis=1), 0.05)
+    assert 20 * np.log10(s / (np.sqrt(8) * built.gains["MLII"] * rms)) == (
+        pytest.approx(6.0, abs=0.1)
+    )
+    assert built.calibration == "nst"
+    # The second lead (V5 in record 100) gets the second noise channel.
+    assert list(built.gains) == ["MLII", "V5"]
+    assert built.gains["V5"] != built.gains["MLII"]
+
+
+@needs_data
 def test_noise_stress_record_refuses_what_it_cannot_build(clean, em):
     with pytest.raises(ValueError, match="learning period"):
         noise_stress_record(clean, em, 6.0)  # 2 minutes, all learning period
@@ -125,6 +144,8 @@ def test_noise_stress_record_refuses_what_it_cannot_build(clean, em):
     no_beats = dataclasses.replace(
         clean, ann_samples=clean.ann_samples[:0], ann_symbols=clean.ann_symbols[:0]
     )
+    with pytest.raises(ValueError, match="calibration"):
+        noise_stress_record(clean, em, 6.0, learning_s=20, calibration="rms")
     with pytest.raises(ValueError, match="no normal beat"):
         noise_stress_record(no_beats, em, 6.0, learning_s=20, stretch_s=20)
 

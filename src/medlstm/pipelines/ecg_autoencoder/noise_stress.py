@@ -11,9 +11,13 @@ amplitude, the trimmed mean (lowest and highest 5 % dropped) of the peak-to-peak
 amplitude within 50 ms of the first 300 normal beats (``sigamp -a``), and ``N`` the
 noise's RMS, the trimmed mean of the RMS about the mean of consecutive 1-s windows
 (``sigamp``). ``sqrt(8)`` makes a sine of peak-to-peak ``S`` and RMS ``N`` 0 dB.
-Unlike ``nst``, which measures ``N`` over the noise record's first 5 minutes, ``N``
-is measured over the noise samples actually added, so the record's noisy stretches
-reach the requested SNR whatever part of the (non-stationary) noise they hold.
+
+Where ``N`` is measured (``calibration``): ``nst`` measures it over the noise record's
+first 300 s, as EC57's published records were built; the noise is not stationary
+(``em``'s first channel is 4.5 dB louder in the stretches than in its first 5
+minutes), so their noisy stretches hold more noise than the nominal SNR says.
+``added`` measures it over the noise samples actually added, so the stretches reach
+the nominal SNR.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ TRIM_FRACTION = 0.05  # sigamp drops the lowest and highest 5 % of its measureme
 # The beats nst measures the QRS amplitude on (WFDB map1 NORMAL): normal and
 # bundle-branch-block beats, AAMI class N.
 NORMAL_SYMBOLS = ("N", "L", "R", "e", "j", "B")
+CALIBRATIONS = ("nst", "added")
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class NoisyRecord:
         snr_db: The SNR requested for the noisy stretches.
         gains: Lead -> the gain the noise was multiplied by.
         noise_source: The noise record's id.
+        calibration: Where the noise RMS was measured (``nst`` or ``added``).
     """
 
     record: WfdbRecord
@@ -54,6 +60,7 @@ class NoisyRecord:
     snr_db: float
     gains: dict[str, float]
     noise_source: str
+    calibration: str
 
 
 def trimmed_mean(values: np.ndarray, fraction: float = TRIM_FRACTION) -> float:
@@ -162,14 +169,16 @@ def noise_stress_record(
     learning_s: float = LEARNING_S,
     stretch_s: float = STRETCH_S,
     normal_symbols: tuple[str, ...] = NORMAL_SYMBOLS,
+    calibration: str = "nst",
 ) -> NoisyRecord:
     """``record`` with ``noise`` added at ``target_db`` in EC57's stretches.
 
     Lead ``i`` of the record gets noise channel ``i`` modulo the noise record's
     channels (as ``nst`` pairs them); the noise is read from its start in step with
     the record and rewound if shorter. Each lead's gain is set from its own QRS
-    amplitude (`qrs_amplitude`, the record's normal beats) and the RMS of the noise
-    samples added (`noise_rms`).
+    amplitude (`qrs_amplitude`, the record's normal beats) and the noise's RMS
+    (`noise_rms`) over its first 300 s (``calibration="nst"``) or over the samples
+    added (``"added"``).
 
     Raises:
         ValueError: naming the record, if the rates differ, the record has no normal
@@ -179,6 +188,11 @@ def noise_stress_record(
         raise ValueError(
             f"noise_stress_record: record {record.record_id} is at {record.fs:g} Hz, "
             f"noise {noise.record_id} at {noise.fs:g} Hz; resample one first."
+        )
+    if calibration not in CALIBRATIONS:
+        raise ValueError(
+            f"noise_stress_record: calibration {calibration!r}; expected one of "
+            f"{CALIBRATIONS}."
         )
     n = record.n_samples
     noisy = noisy_stretches(n, record.fs, learning_s, stretch_s)
@@ -196,9 +210,13 @@ def noise_stress_record(
     channels = list(noise.signals.values())
     signals, gains = {}, {}
     for i, (lead, x) in enumerate(record.signals.items()):
-        source = np.nan_to_num(channels[i % len(channels)])
-        source = np.resize(source, n)  # rewinds a shorter noise record
-        rms = noise_rms(source[noisy], record.fs)
+        channel = np.nan_to_num(channels[i % len(channels)])
+        source = np.resize(channel, n)  # rewinds a shorter noise record
+        rms = (
+            noise_rms(channel, noise.fs, max_windows=MAX_MEASUREMENTS)
+            if calibration == "nst"
+            else noise_rms(source[noisy], record.fs)
+        )
         if rms <= 0:
             raise ValueError(
                 f"noise_stress_record: noise {noise.record_id} is silent in the noisy "
@@ -218,4 +236,5 @@ def noise_stress_record(
         snr_db=float(target_db),
         gains=gains,
         noise_source=noise.record_id,
+        calibration=calibration,
     )
