@@ -23,6 +23,7 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     DetectionParams,
     detect,
     detect_beats,
+    extra_beats,
     refine_peaks,
     segment_detected_record,
 )
@@ -231,6 +232,20 @@ def test_quality_check_flags_electrode_motion_noise(params):
     assert off.windows.empty and off.unreadable[built.noisy].mean() < 0.1
 
 
+def test_an_unconfirmed_beat_splitting_one_interval_is_extra():
+    fs = 100.0
+    beats = np.arange(20) * 100  # 1 s apart
+    premature = 960  # 0.6 s after its predecessor, then a compensatory pause
+    spike = 1450  # a spike halfway between two beats
+    samples = np.sort(np.r_[np.delete(beats, 10), premature, spike])
+    agreed = samples != spike
+    assert samples[extra_beats(samples, agreed, fs, 1.2)].tolist() == [spike]
+    # Only detections the second detector missed can be extra; 0 turns it off.
+    unconfirmed = np.zeros(len(samples), bool)
+    assert samples[extra_beats(samples, unconfirmed, fs, 1.2)].tolist() == [spike]
+    assert not extra_beats(samples, agreed, fs, 0.0).any()
+
+
 def test_detection_defaults_are_the_shipped_parameters(params):
     shipped = DetectionParams.from_dict(params["detection"])
     # detector_fs: the class keeps the input's rate (None); the YAML trades it for
@@ -266,6 +281,7 @@ def test_bad_input_raises_a_clear_error(signal, fs, match, params):
         ("quality_detector", "wqrs", "quality_detector"),
         ("min_agreement", 1.5, r"min_agreement' must be in \[0, 1\]"),
         ("quality_window_s", 0, "quality_window_s' must be > 0"),
+        ("extra_beat_span", 2.0, r"extra_beat_span' must be in \[0, 1.9\]"),
     ],
 )
 def test_bad_quality_parameters_are_refused(key, value, match, params):

@@ -180,3 +180,52 @@ def test_bench_noise_stress_prints_a_row_per_snr(monkeypatch, capsys):
     ]
     assert se_all > 99 and ppv_all > 99 and flagged == 0 and clean_pct == 0
     assert all(0 <= v <= 100 for v in rows[("em", "6")][:4])
+
+
+@needs_data
+@pytest.mark.slow
+def test_bench_noise_stress_classifies_with_models_when_present(
+    tmp_path, monkeypatch, capsys, params
+):
+    import shutil
+
+    import torch
+
+    from medlstm.core.persistence import save_model
+    from medlstm.models.cnn1d import CNN1DClassifier
+
+    shutil.copytree(
+        ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local")
+    )
+    (tmp_path / "conf" / "local").mkdir()
+    models = tmp_path / "data" / "06_models"
+    models.mkdir(parents=True)
+    torch.manual_seed(0)
+    n_rr = len(params["features"]["rr_columns"])
+    save_model(
+        CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
+        models / "ecg_cnn1d.pt",
+    )
+    script = ROOT / "benchmarks" / "bench_noise_stress.py"
+    argv = [
+        str(script),
+        f"--root={tmp_path}",
+        f"--source={SHARED}",
+        "--records=100",
+        "--snr=0",
+        "--minutes=1.5",
+        "--learning-s=20",
+        "--stretch-s=20",
+        "--workers=1",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert "models: cnn" in next(line for line in lines if "records (100)" in line)
+    header = next(line for line in lines if line.split()[:2] == ["noise", "SNR"])
+    assert "cn fV/h" in header and "au S Se" not in header  # no autoencoder file
+    rows = [line.split() for line in lines if line.split()[:1] in (["clean"], ["em"])]
+    assert [r[:2] for r in rows] == [["clean", "clean"], ["em", "0"]]
+    # Seven detection columns, "|", then S Se, S +P, V Se, V +P, false S/h, false V/h.
+    assert all(len(r) == 2 + 7 + 1 + 6 and r[9] == "|" for r in rows)
+    assert all(float(r[-1]) >= 0 or r[-1] == "nan" for r in rows)

@@ -81,6 +81,7 @@ class DetectionParams:
     min_agreement: float = 0.5
     suspect_agreement: float = 0.9
     suspect_max_kurtosis: float = 6.0
+    extra_beat_span: float = 1.2
     match_tolerance_s: float = EC57_TOLERANCE_S
 
     def __post_init__(self) -> None:
@@ -113,10 +114,12 @@ class DetectionParams:
         for key in ("min_duration_s", "flat_ptp_mv", "twave_window_s"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"Parameter '{WHERE}.{key}' must be >= 0.")
-        for key in ("min_agreement", "suspect_agreement"):
-            if not 0 <= getattr(self, key) <= 1:
+        # extra_beat_span: 2 RR would drop premature beats with a full pause.
+        bounded = {"min_agreement": 1, "suspect_agreement": 1, "extra_beat_span": 1.9}
+        for key, high in bounded.items():
+            if not 0 <= getattr(self, key) <= high:
                 raise ValueError(
-                    f"Parameter '{WHERE}.{key}' must be in [0, 1], got "
+                    f"Parameter '{WHERE}.{key}' must be in [0, {high:g}], got "
                     f"{getattr(self, key)}."
                 )
         if not np.isfinite(self.suspect_max_kurtosis):
@@ -444,6 +447,25 @@ def _detections(
     return reject_t_waves(samples, band, fs, p.twave_window_s, p.twave_slope_ratio)
 
 
+def extra_beats(
+    samples: np.ndarray, agreed: np.ndarray, fs: float, span: float
+) -> np.ndarray:
+    """True for detections the second detector did not find that sit between two
+    beats closer than ``span`` local RR intervals: an extra detection (a noise spike)
+    splitting one interval in two. A premature beat is followed by a (compensatory)
+    pause, so its two intervals span more (1.5-2 RR); the local RR is the median of
+    the 15 intervals around."""
+    n = len(samples)
+    if span <= 0 or n < 5:
+        return np.zeros(n, bool)
+    rr = np.diff(samples) / fs
+    local = pd.Series(rr).rolling(15, center=True, min_periods=3).median().to_numpy()
+    between = np.full(n, np.inf)
+    # Detection i: from beat i-1 to beat i+1, against the local RR at i.
+    between[1:-1] = (samples[2:] - samples[:-2]) / fs / local[:-1]
+    return ~agreed & (between < span)
+
+
 def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.DataFrame:
     """Find the R peaks of one ECG lead: `detect`'s beat table."""
     return detect(signal, fs, params).beats
@@ -452,7 +474,8 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
 def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
     """Find the R peaks of one ECG lead and the stretches too noisy to read.
 
-    The beats are those of ``method``. A stretch is unreadable where
+    The beats are those of ``method``, less those that only it found and that split
+    one RR interval in two (`extra_beats`). A stretch is unreadable where
     `unreadable_samples` marks it (invalid, flat, artefact) or where the signal
     quality check (`window_quality`, second detector ``quality_detector``) finds it
     noisy; the beats there are flagged ``noise``.
@@ -494,6 +517,9 @@ def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
         windows = window_quality(filled, fs, samples, second, p)
         for a, b in windows.loc[windows["noisy"], ["start", "end"]].to_numpy():
             unreadable[a:b] = True
+        of_second, _ = match_beats(samples, second, fs, p.agreement_tolerance_s)
+        extra = extra_beats(samples, of_second >= 0, fs, p.extra_beat_span)
+        samples = samples[~extra]
     beats = pd.DataFrame({"sample": samples, "noise": unreadable[samples]})
     return Detection(beats.reset_index(drop=True), unreadable, fs, windows)
 
