@@ -24,7 +24,7 @@ Usage (from the project root)::
     python benchmarks/bench_noise_stress.py [--records 100,103] [--noise em,ma,bw]
         [--snr 24,18,12,6,0,-6] [--minutes 30] [--models auto|none|autoencoder,cnn]
         [--env base] [--workers 2] [--learning-s 300] [--stretch-s 120]
-        [--calibration nst|added]
+        [--calibration nst|added] [--detection-param KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -113,6 +113,22 @@ def model_files(root: Path, catalog: dict[str, Any], models: str) -> dict[str, P
 @functools.cache
 def _noise_record(path: str) -> WfdbRecord:
     return read_wfdb_record(path, annotation=None)
+
+
+def overridden(detection: dict[str, Any], pairs: list[str]) -> dict[str, Any]:
+    """``detection`` with each ``KEY=VALUE`` of ``pairs`` set (VALUE read as YAML)."""
+    import yaml
+
+    out = dict(detection)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in detection:
+            raise SystemExit(
+                f"--detection-param {pair!r}: expected KEY=VALUE with KEY one of "
+                f"{sorted(detection)}."
+            )
+        out[key] = yaml.safe_load(value)
+    return out
 
 
 def truncated(record: WfdbRecord, seconds: float | None) -> WfdbRecord:
@@ -314,6 +330,14 @@ def main() -> None:
     parser.add_argument(
         "--models", default="auto", help="auto | none | autoencoder,cnn"
     )
+    parser.add_argument(
+        "--detection-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override ecg_autoencoder.detection.KEY (YAML value), e.g. "
+        "quality_detector=null extra_beat_span=0 for the detector without its check",
+    )
     parser.add_argument("--env", default="base", help="Kedro config environment")
     parser.add_argument("--root", default=str(ROOT), help="project root")
     parser.add_argument("--source", default=str(ROOT.parent / "shared" / "data"))
@@ -324,6 +348,7 @@ def main() -> None:
     root = Path(args.root).resolve()
     params, catalog = load_config(root, args.env)
     ecg = params["ecg_autoencoder"]
+    ecg["detection"] = overridden(ecg["detection"], args.detection_param)
     source = Path(args.source)
     ids = (
         [r.strip() for r in args.records.split(",") if r.strip()]
@@ -352,7 +377,9 @@ def main() -> None:
     print(
         f"{len(ids)} records ({','.join(ids)}), noise {','.join(noises)}, "
         f"{args.minutes or 30:g} min each, learning {args.learning_s:g} s, stretches "
-        f"{args.stretch_s:g} s, SNR calibration {args.calibration}; detector {det['method']}; models: "
+        f"{args.stretch_s:g} s, SNR calibration {args.calibration}; detector "
+        f"{det['method']}, quality check {det.get('quality_detector')}, extra-beat "
+        f"span {det.get('extra_beat_span')}; models: "
         f"{', '.join(models) or 'none (detection only)'}"
     )
     print_header(list(models))

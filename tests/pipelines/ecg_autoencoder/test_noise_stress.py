@@ -229,3 +229,24 @@ def test_bench_noise_stress_classifies_with_models_when_present(
     # Seven detection columns, "|", then S Se, S +P, V Se, V +P, false S/h, false V/h.
     assert all(len(r) == 2 + 7 + 1 + 6 and r[9] == "|" for r in rows)
     assert all(float(r[-1]) >= 0 or r[-1] == "nan" for r in rows)
+
+
+@needs_data
+def test_bench_noise_stress_overrides_detection_parameters(monkeypatch, capsys):
+    script = ROOT / "benchmarks" / "bench_noise_stress.py"
+    base = [str(script), "--records=100", "--snr=-6", "--minutes=1.5"]
+    base += ["--learning-s=20", "--stretch-s=20", "--models=none", "--workers=1"]
+    flagged = {}
+    for name, extra in (
+        ("on", []),
+        ("off", ["--detection-param=quality_detector=null"]),
+    ):
+        monkeypatch.setattr(sys, "argv", base + ["--no-clean", *extra])
+        runpy.run_path(str(script), run_name="__main__")
+        lines = capsys.readouterr().out.splitlines()
+        row = next(line.split() for line in lines if line.split()[:1] == ["em"])
+        flagged[name] = float(row[7])  # noisy time marked, %
+    assert flagged["on"] > 50 > flagged["off"]
+    monkeypatch.setattr(sys, "argv", base + ["--detection-param=typo=1"])
+    with pytest.raises(SystemExit, match="typo"):
+        runpy.run_path(str(script), run_name="__main__")
