@@ -439,6 +439,18 @@ def test_a_recording_of_noise_alone_has_no_classified_beat_and_no_analysable_tim
     assert out["beats_per_class"]["V"] == 0 and out["ectopic_burden_pct"]["V"] is None
 
 
+@pytest.mark.skipif(
+    not (SHARED / "nstdb_noise" / "bw.hea").is_file(),
+    reason="needs ../shared/data/nstdb_noise",
+)
+def test_a_recording_without_any_readable_stretch_or_beat_says_so(params):
+    noise = read_wfdb_record(SHARED / "nstdb_noise" / "bw", annotation=None)
+    x = noise.signals["noise2"][: 60 * 360]  # baseline wander alone: no beat found
+    records = {"bw": recording._record("bw", 360.0, {"MLII": x}, noise.source)}
+    with pytest.raises(RecordingError, match="bw.hea: no analysable signal in lead"):
+        segment_detected(records, params["ingestion"], params["detection"])
+
+
 def test_summary_of_an_all_noise_recording_has_no_burden_and_warns(params, caplog):
     table = _table(["noise"] * 4, [True] * 4)
     with caplog.at_level(logging.WARNING):

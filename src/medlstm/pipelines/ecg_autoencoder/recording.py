@@ -291,8 +291,10 @@ def segment_detected(
 
     Raises:
         RecordingError: naming the file, for a recording that fails
-            `check_recording`, has fewer than three detected beats or none that
-            could be windowed.
+            `check_recording`, has fewer than three detected beats (saying so when
+            none of it is analysable) or none that could be windowed. A recording
+            of noise in which beats are detected is not an error: they are all
+            flagged noise and ``analysable_s`` is 0.
     """
 
     checks = DetectionParams.from_dict(detection)
@@ -307,6 +309,12 @@ def segment_detected(
         noise = found.beats["noise"].to_numpy(bool)
         order = np.argsort(samples, kind="stable")
         samples, noise = samples[order], noise[order]
+        if len(samples) < 3 and found.analysable_s == 0:
+            raise RecordingError(
+                f"{record.source}: no analysable signal in lead {lead}: every stretch "
+                f"is flat, invalid or too noisy to read ({len(samples)} heartbeat(s) "
+                "detected)."
+            )
         if len(samples) < 3:
             raise RecordingError(
                 f"{record.source}: {len(samples)} heartbeat(s) detected in lead {lead}; "
