@@ -4,13 +4,16 @@
 ``ecg_autoencoder.detection.method``), moves every detection onto the fiducial point
 the models were trained on (the reference annotations' R peak: the largest deviation
 of the band-passed signal near the detection) and flags detections that lie in
-stretches a simple signal-quality check marks as noise, flat or invalid (NaN).
+stretches marked unreadable: flat, invalid (NaN), an artefact, or judged noisy by the
+signal-quality check (a second detector's agreement and the signal's kurtosis per
+window, `window_quality`). `detect` also returns the unreadable samples.
 
 For training on detected beats, each detection takes the label of the reference beat
 it matches (`beat_matching.match_beats`, ANSI/AAMI EC57: 150 ms).
 
-Long on purpose (~430 lines): the detector's steps (input checks, detector, R-peak
-refinement, merging, T-wave rejection, noise flags) read top to bottom in one place.
+Long on purpose (~600 lines): the detector's steps (input checks, detector, R-peak
+refinement, merging, T-wave rejection, quality check, extra beats, noise flags) read
+top to bottom in one place.
 """
 
 from __future__ import annotations
