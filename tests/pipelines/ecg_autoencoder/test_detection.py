@@ -26,6 +26,7 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     extra_beats,
     refine_peaks,
     segment_detected_record,
+    small_beats,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
@@ -246,6 +247,22 @@ def test_an_unconfirmed_beat_splitting_one_interval_is_extra():
     assert not extra_beats(samples, agreed, fs, 0.0).any()
 
 
+def test_an_unconfirmed_beat_far_smaller_than_the_record_s_is_dropped():
+    fs = 100.0
+    band = np.zeros(2000)
+    samples = np.arange(100, 2000, 100)
+    band[samples] = 1.0  # QRS peak-to-peak 1
+    band[samples[3]] = 0.2  # a spike a fifth of a beat
+    band[samples[5]] = 0.5  # a small beat, half of the others
+    agreed = np.ones(len(samples), bool)
+    agreed[[3, 5]] = False
+    small = small_beats(samples, agreed, band, fs, 0.25)
+    assert samples[small].tolist() == [samples[3]]
+    # Confirmed by the second detector, or with the rule off, nothing is dropped.
+    assert not small_beats(samples, np.ones(len(samples), bool), band, fs, 0.25).any()
+    assert not small_beats(samples, agreed, band, fs, 0.0).any()
+
+
 def test_detection_defaults_are_the_shipped_parameters(params):
     shipped = DetectionParams.from_dict(params["detection"])
     # detector_fs: the class keeps the input's rate (None); the YAML trades it for
@@ -282,6 +299,7 @@ def test_bad_input_raises_a_clear_error(signal, fs, match, params):
         ("min_agreement", 1.5, r"min_agreement' must be in \[0, 1\]"),
         ("quality_window_s", 0, "quality_window_s' must be > 0"),
         ("extra_beat_span", 2.0, r"extra_beat_span' must be in \[0, 1.9\]"),
+        ("small_beat_ratio", -0.1, r"small_beat_ratio' must be in \[0, 1\]"),
     ],
 )
 def test_bad_quality_parameters_are_refused(key, value, match, params):

@@ -12,8 +12,8 @@ For training on detected beats, each detection takes the label of the reference 
 it matches (`beat_matching.match_beats`, ANSI/AAMI EC57: 150 ms).
 
 Long on purpose (~600 lines): the detector's steps (input checks, detector, R-peak
-refinement, merging, T-wave rejection, quality check, extra beats, noise flags) read
-top to bottom in one place.
+refinement, merging, T-wave rejection, quality check, extra and small beats, noise
+flags) read top to bottom in one place.
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ class DetectionParams:
     suspect_agreement: float = 0.9
     suspect_max_kurtosis: float = 6.0
     extra_beat_span: float = 1.2
+    small_beat_ratio: float = 0.25
     match_tolerance_s: float = EC57_TOLERANCE_S
 
     def __post_init__(self) -> None:
@@ -118,7 +119,12 @@ class DetectionParams:
             if not getattr(self, key) >= 0:
                 raise ValueError(f"Parameter '{WHERE}.{key}' must be >= 0.")
         # extra_beat_span: 2 RR would drop premature beats with a full pause.
-        bounded = {"min_agreement": 1, "suspect_agreement": 1, "extra_beat_span": 1.9}
+        bounded = {
+            "min_agreement": 1,
+            "suspect_agreement": 1,
+            "extra_beat_span": 1.9,
+            "small_beat_ratio": 1,
+        }
         for key, high in bounded.items():
             if not 0 <= getattr(self, key) <= high:
                 raise ValueError(
@@ -469,6 +475,25 @@ def extra_beats(
     return ~agreed & (between < span)
 
 
+def small_beats(
+    samples: np.ndarray,
+    agreed: np.ndarray,
+    band: np.ndarray,
+    fs: float,
+    ratio: float,
+) -> np.ndarray:
+    """True for detections the second detector did not find whose QRS (peak-to-peak
+    of the band-passed signal within 60 ms) is under ``ratio`` times the median QRS
+    of the detections both found: a noise spike, not a beat (the record's QRS
+    complexes vary far less than that)."""
+    if ratio <= 0 or not agreed.any():
+        return np.zeros(len(samples), bool)
+    half = max(int(round(0.06 * fs)), 1)
+    idx = np.clip(samples[:, None] + np.arange(-half, half + 1), 0, len(band) - 1)
+    qrs = np.ptp(band[idx], axis=1)
+    return ~agreed & (qrs < ratio * np.median(qrs[agreed]))
+
+
 def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.DataFrame:
     """Find the R peaks of one ECG lead: `detect`'s beat table."""
     return detect(signal, fs, params).beats
@@ -478,7 +503,8 @@ def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
     """Find the R peaks of one ECG lead and the stretches too noisy to read.
 
     The beats are those of ``method``, less those that only it found and that split
-    one RR interval in two (`extra_beats`). A stretch is unreadable where
+    one RR interval in two (`extra_beats`) or are far smaller than the record's
+    beats (`small_beats`). A stretch is unreadable where
     `unreadable_samples` marks it (invalid, flat, artefact) or where the signal
     quality check (`window_quality`, second detector ``quality_detector``) finds it
     noisy; the beats there are flagged ``noise``.
@@ -521,7 +547,9 @@ def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
         for a, b in windows.loc[windows["noisy"], ["start", "end"]].to_numpy():
             unreadable[a:b] = True
         of_second, _ = match_beats(samples, second, fs, p.agreement_tolerance_s)
-        extra = extra_beats(samples, of_second >= 0, fs, p.extra_beat_span)
+        agreed = of_second >= 0
+        extra = extra_beats(samples, agreed, fs, p.extra_beat_span)
+        extra |= small_beats(samples, agreed, band, fs, p.small_beat_ratio)
         samples = samples[~extra]
     beats = pd.DataFrame({"sample": samples, "noise": unreadable[samples]})
     return Detection(beats.reset_index(drop=True), unreadable, fs, windows)
