@@ -280,7 +280,7 @@ def segment_detected(
     Args:
         records: ``{record_id: WfdbRecord}``; annotations, if any, are ignored.
         ingestion: ``ecg_autoencoder.ingestion`` (lead, rate, windows, cleaning).
-        detection: ``ecg_autoencoder.detection``, passed to ``detect_beats``; its
+        detection: ``ecg_autoencoder.detection``, passed to ``detect``; its
             ``min_fs`` and ``min_duration_s`` also bound the recordings accepted.
 
     Returns:
