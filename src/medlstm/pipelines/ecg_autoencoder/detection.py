@@ -442,7 +442,12 @@ def window_quality(
 
 
 def _detections(
-    y: np.ndarray, rate: float, band: np.ndarray, fs: float, method: str, p
+    y: np.ndarray,
+    rate: float,
+    band: np.ndarray,
+    fs: float,
+    method: str,
+    p: DetectionParams,
 ) -> np.ndarray:
     """One detector's beats at the input's rate ``fs``, each moved onto its R peak
     (largest deviation of ``band``), doubles merged and T waves dropped."""
