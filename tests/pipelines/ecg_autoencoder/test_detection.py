@@ -21,9 +21,12 @@ from medlstm.pipelines.ecg_autoencoder.beat_matching import (
 )
 from medlstm.pipelines.ecg_autoencoder.detection import (
     DetectionParams,
+    detect,
     detect_beats,
+    extra_beats,
     refine_peaks,
     segment_detected_record,
+    small_beats,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
@@ -172,6 +175,101 @@ def test_noise_flags_nan_stretches_without_crashing(params):
     assert clean.sum() >= 40  # ~74 bpm over the last 38 s
 
 
+def test_a_flat_stretch_is_flagged_not_fatal(params):
+    record = read_first_minute(EXCERPT / "100")
+    x = record.signals["MLII"].copy()
+    x[3600:7200] = 0.1  # seconds 10-20 flat (a lead off)
+    found = detect(x, record.fs, params["detection"])
+    assert found.unreadable[3600 + 180 : 7200 - 180].all()
+    assert found.analysable_s < 52 and not found.unreadable[-3600:].any()
+    clean = found.beats["sample"] > 7200 + 400
+    assert clean.sum() >= 40 and not found.beats.loc[clean, "noise"].any()
+
+
+SHARED = Path(__file__).parents[4] / "shared" / "data"
+needs_noise = pytest.mark.skipif(
+    not (SHARED / "nstdb_noise" / "em.hea").is_file()
+    or not (SHARED / "mitdb" / "100.hea").is_file(),
+    reason="needs ../shared/data/mitdb and nstdb_noise",
+)
+
+
+def test_quality_check_leaves_clean_records_readable(params):
+    for rid in ("100", "103", "105"):
+        record = read_first_minute(EXCERPT / rid)
+        found = detect(record.signals["MLII"], record.fs, params["detection"])
+        assert found.analysable_s == 60.0, rid
+        assert not found.beats["noise"].any()
+        assert len(found.windows) == 6 and found.windows["agreement"].min() >= 0.9
+
+
+@needs_noise
+def test_quality_check_flags_electrode_motion_noise(params):
+    from medlstm.pipelines.ecg_autoencoder.noise_stress import noise_stress_record
+
+    record = read_wfdb_record(SHARED / "mitdb" / "100")
+    n = 120 * 360
+    record = dataclasses.replace(
+        record,
+        signals={k: v[:n] for k, v in record.signals.items()},
+        ann_samples=record.ann_samples[record.ann_samples < n],
+        ann_symbols=record.ann_symbols[record.ann_samples < n],
+    )
+    em = read_wfdb_record(SHARED / "nstdb_noise" / "em", annotation=None)
+    # Clean 0-40 s, em at -6 dB 40-80 s, clean 80-120 s.
+    built = noise_stress_record(record, em, -6.0, learning_s=40, stretch_s=40)
+    found = detect(built.record.signals["MLII"], record.fs, params["detection"])
+    assert found.unreadable[built.noisy].mean() >= 0.75
+    assert not found.unreadable[: 40 * 360].any()
+    assert found.unreadable[~built.noisy].mean() <= 0.15
+    inside = built.noisy[found.beats["sample"].to_numpy()]
+    assert found.beats.loc[inside, "noise"].mean() >= 0.75
+    # Turned off, nothing but the flat/NaN/artefact checks flags the noise.
+    off = detect(
+        built.record.signals["MLII"],
+        record.fs,
+        {**params["detection"], "quality_detector": None},
+    )
+    assert off.windows.empty and off.unreadable[built.noisy].mean() < 0.1
+
+
+def test_an_unconfirmed_beat_splitting_one_interval_is_extra():
+    fs = 100.0
+    beats = np.arange(20) * 100  # 1 s apart
+    premature = 960  # 0.6 s after its predecessor, then a compensatory pause
+    spike = 1450  # a spike halfway between two beats
+    samples = np.sort(np.r_[np.delete(beats, 10), premature, spike])
+    agreed = samples != spike
+    assert samples[extra_beats(samples, agreed, fs, 1.2)].tolist() == [spike]
+    # Only detections the second detector missed can be extra; 0 turns it off.
+    unconfirmed = np.zeros(len(samples), bool)
+    assert samples[extra_beats(samples, unconfirmed, fs, 1.2)].tolist() == [spike]
+    assert not extra_beats(samples, agreed, fs, 0.0).any()
+
+
+def test_an_unconfirmed_beat_far_smaller_than_the_record_s_is_dropped():
+    fs = 100.0
+    band = np.zeros(2000)
+    samples = np.arange(100, 2000, 100)
+    band[samples] = 1.0  # QRS peak-to-peak 1
+    band[samples[3]] = 0.2  # a spike a fifth of a beat
+    band[samples[5]] = 0.5  # a small beat, half of the others
+    agreed = np.ones(len(samples), bool)
+    agreed[[3, 5]] = False
+    small = small_beats(samples, agreed, band, fs, 0.25)
+    assert samples[small].tolist() == [samples[3]]
+    # Confirmed by the second detector, or with the rule off, nothing is dropped.
+    assert not small_beats(samples, np.ones(len(samples), bool), band, fs, 0.25).any()
+    assert not small_beats(samples, agreed, band, fs, 0.0).any()
+
+
+def test_detection_defaults_are_the_shipped_parameters(params):
+    shipped = DetectionParams.from_dict(params["detection"])
+    # detector_fs: the class keeps the input's rate (None); the YAML trades it for
+    # speed (120 Hz). Every other default, the quality check's included, is shipped.
+    assert shipped == DetectionParams(beats=shipped.beats, detector_fs=120.0)
+
+
 def test_flat_signal_gives_an_empty_result_with_a_warning(params):
     with pytest.warns(UserWarning, match="flat"):
         found = detect_beats(np.zeros(3600), 360.0, params["detection"])
@@ -191,6 +289,22 @@ def test_flat_signal_gives_an_empty_result_with_a_warning(params):
 def test_bad_input_raises_a_clear_error(signal, fs, match, params):
     with pytest.raises(ValueError, match=match):
         detect_beats(signal, fs, params["detection"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("quality_detector", "gqrs", "second, independent detector"),
+        ("quality_detector", "wqrs", "quality_detector"),
+        ("min_agreement", 1.5, r"min_agreement' must be in \[0, 1\]"),
+        ("quality_window_s", 0, "quality_window_s' must be > 0"),
+        ("extra_beat_span", 2.0, r"extra_beat_span' must be in \[0, 1.9\]"),
+        ("small_beat_ratio", -0.1, r"small_beat_ratio' must be in \[0, 1\]"),
+    ],
+)
+def test_bad_quality_parameters_are_refused(key, value, match, params):
+    with pytest.raises(ValueError, match=match):
+        DetectionParams.from_dict({**params["detection"], key: value})
 
 
 def test_unknown_or_bad_parameters_are_refused(params):

@@ -19,6 +19,7 @@ from medlstm.pipelines.ecg_autoencoder import recording
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     match_beats,
 )
+from medlstm.pipelines.ecg_autoencoder.detection import Detection
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
@@ -156,9 +157,7 @@ def test_bad_recordings_fail_before_detection_naming_file_and_problem(
     path, fs = _bad_csv(tmp_path, kind)
     inference = {**params["inference"], "sampling_rate": fs}
     records = load_recording(str(path), inference)
-    monkeypatch.setattr(
-        recording, "detect_beats", lambda *a: pytest.fail("detection ran")
-    )
+    monkeypatch.setattr(recording, "detect", lambda *a: pytest.fail("detection ran"))
     with pytest.raises(RecordingError, match=f"{path.name}: {message}"):
         segment_recording(records, params["ingestion"], params["detection"], inference)
 
@@ -242,9 +241,11 @@ def test_detected_beats_are_cut_by_the_training_path(params, monkeypatch):
     labelled = annotated.ann_samples[np.isin(annotated.ann_symbols, list(p.lookup))]
     monkeypatch.setattr(
         recording,
-        "detect_beats",
-        lambda x, fs, det: pd.DataFrame(
-            {"sample": labelled, "noise": np.zeros(len(labelled), bool)}
+        "detect",
+        lambda x, fs, det: Detection(
+            pd.DataFrame({"sample": labelled, "noise": np.zeros(len(labelled), bool)}),
+            np.zeros(len(x), bool),
+            fs,
         ),
     )
     train_beats, train_windows, _ = segment_records(
@@ -398,6 +399,56 @@ def test_summary_counts_classes_and_leaves_noise_out_of_the_burden(params):
     assert rec["mean_heart_rate_bpm"] == 61.2
     assert "## Record r" in markdown and "S 22.2 %, V 11.1 %" in markdown
     assert "| noise | 1 |" in markdown
+
+
+def test_summary_gives_the_minutes_of_analysable_signal(params):
+    table = _table(["N"] * 4, [False] * 4)
+    mapping = params["ingestion"]["label_mapping"]
+    summary, markdown = recording_summary(table, _report(analysable_s=9.0), mapping)
+    assert summary["records"]["r"]["analysable_min"] == 0.15
+    assert "analysable signal: 0.1 of 0.2 min" in markdown  # 9 s of 12 s
+    summary, markdown = recording_summary(table, _report(), mapping)
+    assert summary["records"]["r"]["analysable_min"] is None
+    assert "analysable signal: n/a" in markdown
+
+
+SHARED = Path(__file__).parents[4] / "shared" / "data"
+
+
+@pytest.mark.skipif(
+    not (SHARED / "nstdb_noise" / "ma.hea").is_file(),
+    reason="needs ../shared/data/nstdb_noise",
+)
+def test_a_recording_of_noise_alone_has_no_classified_beat_and_no_analysable_time(
+    params,
+):
+    noise = read_wfdb_record(SHARED / "nstdb_noise" / "ma", annotation=None)
+    x = noise.signals["noise2"][: 120 * 360]  # muscle noise, 2 minutes, no ECG
+    records = {"ma": recording._record("ma", 360.0, {"MLII": x}, noise.source)}
+    beats, windows, report = segment_detected(
+        records, params["ingestion"], params["detection"]
+    )
+    assert len(beats) >= 3 and beats["noise"].all()
+    rec = report["records"]["ma"]
+    assert rec["analysable_s"] == 0.0 and rec["duration_s"] == 120.0
+    predictions = beats[["record", "sample"]].assign(predicted="V", p_V=1.0)
+    table = beat_table(predictions, beats, report)
+    summary, _ = recording_summary(table, report, params["ingestion"]["label_mapping"])
+    out = summary["records"]["ma"]
+    assert out["beats"]["classified"] == 0 and out["analysable_min"] == 0.0
+    assert out["beats_per_class"]["V"] == 0 and out["ectopic_burden_pct"]["V"] is None
+
+
+@pytest.mark.skipif(
+    not (SHARED / "nstdb_noise" / "bw.hea").is_file(),
+    reason="needs ../shared/data/nstdb_noise",
+)
+def test_a_recording_without_any_readable_stretch_or_beat_says_so(params):
+    noise = read_wfdb_record(SHARED / "nstdb_noise" / "bw", annotation=None)
+    x = noise.signals["noise2"][: 60 * 360]  # baseline wander alone: no beat found
+    records = {"bw": recording._record("bw", 360.0, {"MLII": x}, noise.source)}
+    with pytest.raises(RecordingError, match="bw.hea: no analysable signal in lead"):
+        segment_detected(records, params["ingestion"], params["detection"])
 
 
 def test_summary_of_an_all_noise_recording_has_no_burden_and_warns(params, caplog):

@@ -4,17 +4,21 @@
 ``ecg_autoencoder.detection.method``), moves every detection onto the fiducial point
 the models were trained on (the reference annotations' R peak: the largest deviation
 of the band-passed signal near the detection) and flags detections that lie in
-stretches a simple signal-quality check marks as noise, flat or invalid (NaN).
+stretches marked unreadable: flat, invalid (NaN), an artefact, or judged noisy by the
+signal-quality check (a second detector's agreement and the signal's kurtosis per
+window, `window_quality`). `detect` also returns the unreadable samples.
 
 For training on detected beats, each detection takes the label of the reference beat
 it matches (`beat_matching.match_beats`, ANSI/AAMI EC57: 150 ms).
 
-Long on purpose (~430 lines): the detector's steps (input checks, detector, R-peak
-refinement, merging, T-wave rejection, noise flags) read top to bottom in one place.
+Long on purpose (~600 lines): the detector's steps (input checks, detector, R-peak
+refinement, merging, T-wave rejection, quality check, extra and small beats, noise
+flags) read top to bottom in one place.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import warnings
 from collections import Counter
@@ -25,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal
+from scipy import ndimage, signal, stats
 
 from medlstm.core.params import check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
@@ -52,6 +56,9 @@ BEAT_SOURCES = ("reference", "detected")
 # MIT-BIH records 100 105 119 200 203 208 213 221 233, first 5 min): gqrs marks
 # ~36 ms before it, near QRS onset; refinement searches around the corrected point.
 FIDUCIAL_OFFSET_S = {"gqrs": -0.036, "xqrs": 0.0, "sleepecg": 0.0}
+# The band the kurtosis of a window is taken in: the ECG's, without baseline wander
+# (whose slow swings would lower every record's kurtosis alike).
+KURTOSIS_BAND_HZ = (0.5, 40.0)
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,22 @@ class DetectionParams:
     noise_window_s: float = 1.0
     flat_ptp_mv: float = 0.02
     artefact_ptp_ratio: float = 6.0
+    quality_detector: str | None = "sleepecg"
+    quality_window_s: float = 10.0
+    agreement_tolerance_s: float = 0.1
+    min_agreement: float = 0.5
+    suspect_agreement: float = 0.9
+    suspect_max_kurtosis: float = 6.0
+    extra_beat_span: float = 1.2
+    small_beat_ratio: float = 0.25
     match_tolerance_s: float = EC57_TOLERANCE_S
 
     def __post_init__(self) -> None:
-        choices = {"beats": BEAT_SOURCES, "method": METHODS}
+        choices = {
+            "beats": BEAT_SOURCES,
+            "method": METHODS,
+            "quality_detector": (*METHODS, None),
+        }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(
@@ -89,6 +108,8 @@ class DetectionParams:
             "artefact_ptp_ratio",
             "match_tolerance_s",
             "twave_slope_ratio",
+            "quality_window_s",
+            "agreement_tolerance_s",
         )
         for key in positive:
             value = getattr(self, key)
@@ -97,6 +118,29 @@ class DetectionParams:
         for key in ("min_duration_s", "flat_ptp_mv", "twave_window_s"):
             if not getattr(self, key) >= 0:
                 raise ValueError(f"Parameter '{WHERE}.{key}' must be >= 0.")
+        # extra_beat_span: 2 RR would drop premature beats with a full pause.
+        bounded = {
+            "min_agreement": 1,
+            "suspect_agreement": 1,
+            "extra_beat_span": 1.9,
+            "small_beat_ratio": 1,
+        }
+        for key, high in bounded.items():
+            if not 0 <= getattr(self, key) <= high:
+                raise ValueError(
+                    f"Parameter '{WHERE}.{key}' must be in [0, {high:g}], got "
+                    f"{getattr(self, key)}."
+                )
+        if not np.isfinite(self.suspect_max_kurtosis):
+            raise ValueError(
+                f"Parameter '{WHERE}.suspect_max_kurtosis' must be finite."
+            )
+        if self.quality_detector is not None and self.quality_detector == self.method:
+            raise ValueError(
+                f"Parameter '{WHERE}.quality_detector' is {self.quality_detector!r}, "
+                f"the same as '{WHERE}.method'; the check needs a second, independent "
+                "detector (or null to turn it off)."
+            )
         if self.detector_fs is not None and not self.detector_fs >= self.min_fs:
             raise ValueError(
                 f"Parameter '{WHERE}.detector_fs' is {self.detector_fs}; use null (the "
@@ -191,8 +235,8 @@ def _run_detector(x: np.ndarray, fs: float, method: str) -> np.ndarray:
             import sleepecg
         except ImportError as err:
             raise ValueError(
-                f"Parameter '{WHERE}.method' is sleepecg, which is not installed "
-                "(pip install -e '.[dev]' installs it)."
+                f"Parameter '{WHERE}.method' or '{WHERE}.quality_detector' is "
+                "sleepecg, which is not installed (pip install -e . installs it)."
             ) from err
 
         found = sleepecg.detect_heartbeats(x, fs)
@@ -289,16 +333,37 @@ def reject_t_waves(
     return samples[keep]
 
 
-def noise_flags(
-    x: np.ndarray, fs: float, samples: np.ndarray, p: DetectionParams
-) -> np.ndarray:
-    """True for detections in a stretch that is invalid (NaN in the input), flat
-    (peak-to-peak below ``flat_ptp_mv``) or an artefact (peak-to-peak above
-    ``artefact_ptp_ratio`` times the record's median), each judged over
-    ``noise_window_s`` centred on the detection."""
-    samples = np.asarray(samples, dtype=np.int64)
-    if len(samples) == 0:
-        return np.zeros(0, bool)
+@dataclass(frozen=True)
+class Detection:
+    """What `detect` finds in one lead.
+
+    Attributes:
+        beats: One row per beat, sorted by ``sample``: ``sample`` (int64, the R peak
+            in the input's sample indices) and ``noise`` (bool, the beat lies in a
+            stretch marked unreadable).
+        unreadable: Per input sample, True where the signal is unreadable (invalid,
+            flat, an artefact or too noisy): beats there are flagged ``noise``.
+        fs: The input's sampling rate in Hz.
+        windows: The signal-quality check per window (`window_quality`): ``start``,
+            ``end`` (samples), ``agreement``, ``kurtosis``, ``noisy``; empty when
+            the check is off.
+    """
+
+    beats: pd.DataFrame
+    unreadable: np.ndarray
+    fs: float
+    windows: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+
+    @property
+    def analysable_s(self) -> float:
+        """Seconds of readable signal."""
+        return float((~self.unreadable).sum() / self.fs)
+
+
+def unreadable_samples(x: np.ndarray, fs: float, p: DetectionParams) -> np.ndarray:
+    """Per sample, True in a stretch that is invalid (NaN within ``noise_window_s``),
+    flat (peak-to-peak over ``noise_window_s`` below ``flat_ptp_mv``) or an artefact
+    (peak-to-peak above ``artefact_ptp_ratio`` times its median over the record)."""
     width = max(int(round(p.noise_window_s * fs)) | 1, 3)
     filled = _fill_nan(x)
     ptp = ndimage.maximum_filter1d(filled, width, mode="nearest") - (
@@ -308,15 +373,146 @@ def noise_flags(
         ndimage.maximum_filter1d(np.isnan(x).astype(np.uint8), width, mode="nearest")
         > 0
     )
-    at = ptp[samples]
-    typical = np.median(at)
-    return (
-        nan_near[samples] | (at < p.flat_ptp_mv) | (at > p.artefact_ptp_ratio * typical)
+    typical = np.median(ptp[~nan_near]) if (~nan_near).any() else 0.0
+    return nan_near | (ptp < p.flat_ptp_mv) | (ptp > p.artefact_ptp_ratio * typical)
+
+
+def noise_flags(
+    x: np.ndarray, fs: float, samples: np.ndarray, p: DetectionParams
+) -> np.ndarray:
+    """True for detections in a stretch `unreadable_samples` marks."""
+    samples = np.asarray(samples, dtype=np.int64)
+    if len(samples) == 0:
+        return np.zeros(0, bool)
+    return unreadable_samples(x, fs, p)[samples]
+
+
+def window_bounds(n: int, fs: float, window_s: float) -> np.ndarray:
+    """Edges (samples) of consecutive ``window_s`` windows over ``n`` samples; the
+    last window takes the remainder (a short tail is not judged alone)."""
+    width = max(int(round(window_s * fs)), 1)
+    count = max(n // width, 1)
+    edges = np.arange(count + 1) * width
+    edges[-1] = n
+    return edges
+
+
+def window_quality(
+    filled: np.ndarray,
+    fs: float,
+    primary: np.ndarray,
+    second: np.ndarray,
+    p: DetectionParams,
+) -> pd.DataFrame:
+    """The signal-quality indices of each ``quality_window_s`` window and its verdict.
+
+    ``agreement`` (bSQI, Li, Clifford et al. 2008): of the two detectors' beats in
+    the window, the share they agree on (within ``agreement_tolerance_s``),
+    ``2 * matched / (n_primary + n_second)``; 1 when neither finds a beat (a pause is
+    not noise). ``kurtosis`` (kSQI): the excess kurtosis of the 0.5-40 Hz signal; a
+    clean ECG is peaky (QRS spikes over a flat baseline), noise is not. A window is
+    ``noisy`` when its agreement is below ``min_agreement``, or below
+    ``suspect_agreement`` with kurtosis below ``suspect_max_kurtosis`` (the
+    detectors disagree on a few beats of a clean record too: kurtosis tells those
+    windows apart).
+    """
+    edges = window_bounds(len(filled), fs, p.quality_window_s)
+    matched_of_primary, _ = match_beats(primary, second, fs, p.agreement_tolerance_s)
+    count = lambda beats: np.histogram(beats, edges)[0]  # noqa: E731
+    n_primary, n_second = count(primary), count(second)
+    n_matched = count(primary[matched_of_primary >= 0])
+    total = n_primary + n_second
+    agreement = np.where(total > 0, 2 * n_matched / np.maximum(total, 1), 1.0)
+    wide = _bandpass(filled, fs, KURTOSIS_BAND_HZ)
+    kurt = np.array(
+        [stats.kurtosis(wide[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    noisy = (agreement < p.min_agreement) | (
+        (agreement < p.suspect_agreement) & (kurt < p.suspect_max_kurtosis)
+    )
+    return pd.DataFrame(
+        {
+            "start": edges[:-1],
+            "end": edges[1:],
+            "agreement": agreement,
+            "kurtosis": kurt,
+            "noisy": noisy,
+        }
     )
 
 
+def _detections(
+    y: np.ndarray,
+    rate: float,
+    band: np.ndarray,
+    fs: float,
+    method: str,
+    p: DetectionParams,
+) -> np.ndarray:
+    """One detector's beats at the input's rate ``fs``, each moved onto its R peak
+    (largest deviation of ``band``), doubles merged and T waves dropped."""
+    found = _run_detector(y, rate, method)
+    if rate != fs:
+        found = np.round(found * (fs / rate)).astype(np.int64)
+    found = found - int(round(FIDUCIAL_OFFSET_S[method] * fs))
+    found = found[(found >= 0) & (found < len(band))]
+    refined = _refine_in(np.abs(band - np.median(band)), found, p.refine_window_s * fs)
+    samples = _merge_close(refined, band, int(round(p.min_rr_s * fs)))
+    return reject_t_waves(samples, band, fs, p.twave_window_s, p.twave_slope_ratio)
+
+
+def extra_beats(
+    samples: np.ndarray, agreed: np.ndarray, fs: float, span: float
+) -> np.ndarray:
+    """True for detections the second detector did not find that sit between two
+    beats closer than ``span`` local RR intervals: an extra detection (a noise spike)
+    splitting one interval in two. A premature beat is followed by a (compensatory)
+    pause, so its two intervals span more (1.5-2 RR); the local RR is the median of
+    the 15 intervals around."""
+    n = len(samples)
+    if span <= 0 or n < 5:
+        return np.zeros(n, bool)
+    rr = np.diff(samples) / fs
+    local = pd.Series(rr).rolling(15, center=True, min_periods=3).median().to_numpy()
+    between = np.full(n, np.inf)
+    # Detection i: from beat i-1 to beat i+1, against the local RR at i.
+    between[1:-1] = (samples[2:] - samples[:-2]) / fs / local[:-1]
+    return ~agreed & (between < span)
+
+
+def small_beats(
+    samples: np.ndarray,
+    agreed: np.ndarray,
+    band: np.ndarray,
+    fs: float,
+    ratio: float,
+) -> np.ndarray:
+    """True for detections the second detector did not find whose QRS (peak-to-peak
+    of the band-passed signal within 60 ms) is under ``ratio`` times the median QRS
+    of the detections both found: a noise spike, not a beat (the record's QRS
+    complexes vary far less than that)."""
+    if ratio <= 0 or not agreed.any():
+        return np.zeros(len(samples), bool)
+    half = max(int(round(0.06 * fs)), 1)
+    idx = np.clip(samples[:, None] + np.arange(-half, half + 1), 0, len(band) - 1)
+    qrs = np.ptp(band[idx], axis=1)
+    return ~agreed & (qrs < ratio * np.median(qrs[agreed]))
+
+
 def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.DataFrame:
-    """Find the R peaks of one ECG lead.
+    """Find the R peaks of one ECG lead: `detect`'s beat table."""
+    return detect(signal, fs, params).beats
+
+
+def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
+    """Find the R peaks of one ECG lead and the stretches too noisy to read.
+
+    The beats are those of ``method``, less those that only it found and that split
+    one RR interval in two (`extra_beats`) or are far smaller than the record's
+    beats (`small_beats`). A stretch is unreadable where
+    `unreadable_samples` marks it (invalid, flat, artefact) or where the signal
+    quality check (`window_quality`, second detector ``quality_detector``) finds it
+    noisy; the beats there are flagged ``noise``.
 
     Args:
         signal: One lead in physical units (mV), 1-D; NaN marks invalid samples.
@@ -324,9 +520,8 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
         params: The ``ecg_autoencoder.detection`` parameters.
 
     Returns:
-        One row per beat, sorted by ``sample``: ``sample`` (int64, the R peak in the
-        input's sample indices) and ``noise`` (bool, the beat lies in a stretch marked
-        noisy, flat or invalid). Empty, with a warning, for a flat signal.
+        The beats (``sample``, ``noise``), the unreadable samples and the quality
+        per window; no beat, with a warning, for a flat signal.
 
     Raises:
         ValueError: naming the problem, for a signal that is not 1-D, a rate below
@@ -344,21 +539,25 @@ def detect_beats(signal: np.ndarray, fs: float, params: dict[str, Any]) -> pd.Da
         )
         warnings.warn(msg, stacklevel=2)
         logger.warning(msg)
-        return _empty_detections()
+        return Detection(_empty_detections(), np.ones(len(x), bool), fs)
     rate = min(p.detector_fs, fs) if p.detector_fs else fs  # never upsample
     y = filled if rate == fs else _resample(filled, fs, rate)
-    found = _run_detector(y, rate, p.method)
-    if rate != fs:
-        found = np.round(found * (fs / rate)).astype(np.int64)
-    found = found - int(round(FIDUCIAL_OFFSET_S[p.method] * fs))
-    found = found[(found >= 0) & (found < len(x))]
     band = _bandpass(filled, fs, p.refine_band_hz)
-    refined = _refine_in(np.abs(band - np.median(band)), found, p.refine_window_s * fs)
-    samples = _merge_close(refined, band, int(round(p.min_rr_s * fs)))
-    samples = reject_t_waves(samples, band, fs, p.twave_window_s, p.twave_slope_ratio)
-    return pd.DataFrame(
-        {"sample": samples, "noise": noise_flags(x, fs, samples, p)}
-    ).reset_index(drop=True)
+    samples = _detections(y, rate, band, fs, p.method, p)
+    unreadable = unreadable_samples(x, fs, p)
+    windows = pd.DataFrame()
+    if p.quality_detector is not None:
+        second = _detections(y, rate, band, fs, p.quality_detector, p)
+        windows = window_quality(filled, fs, samples, second, p)
+        for a, b in windows.loc[windows["noisy"], ["start", "end"]].to_numpy():
+            unreadable[a:b] = True
+        of_second, _ = match_beats(samples, second, fs, p.agreement_tolerance_s)
+        agreed = of_second >= 0
+        extra = extra_beats(samples, agreed, fs, p.extra_beat_span)
+        extra |= small_beats(samples, agreed, band, fs, p.small_beat_ratio)
+        samples = samples[~extra]
+    beats = pd.DataFrame({"sample": samples, "noise": unreadable[samples]})
+    return Detection(beats.reset_index(drop=True), unreadable, fs, windows)
 
 
 UNMATCHED = ""  # label of a detection that matches no reference beat

@@ -22,7 +22,7 @@ import pandas as pd
 from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.detection import (
     DetectionParams,
-    detect_beats,
+    detect,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
@@ -280,18 +280,21 @@ def segment_detected(
     Args:
         records: ``{record_id: WfdbRecord}``; annotations, if any, are ignored.
         ingestion: ``ecg_autoencoder.ingestion`` (lead, rate, windows, cleaning).
-        detection: ``ecg_autoencoder.detection``, passed to ``detect_beats``; its
+        detection: ``ecg_autoencoder.detection``, passed to ``detect``; its
             ``min_fs`` and ``min_duration_s`` also bound the recordings accepted.
 
     Returns:
         As `segment_records`; the beat table has ``input_sample`` (the R peak at the
         recording's own rate) and ``noise`` (the detector's flag) instead of symbol
-        and label; the report counts ``detected_beats`` and ``noise_beats``.
+        and label; the report counts ``detected_beats`` and ``noise_beats`` and gives
+        ``analysable_s``, the seconds of signal not marked unreadable.
 
     Raises:
         RecordingError: naming the file, for a recording that fails
-            `check_recording`, has fewer than three detected beats or none that
-            could be windowed.
+            `check_recording`, has fewer than three detected beats (saying so when
+            none of it is analysable) or none that could be windowed. A recording
+            of noise in which beats are detected is not an error: they are all
+            flagged noise and ``analysable_s`` is 0.
     """
 
     checks = DetectionParams.from_dict(detection)
@@ -299,13 +302,19 @@ def segment_detected(
     def segment(record: WfdbRecord, p: SegmentationParams):
         lead = check_recording(record, p, checks)
         try:
-            found = detect_beats(record.signals[lead], record.fs, detection)
+            found = detect(record.signals[lead], record.fs, detection)
         except ValueError as err:  # its messages name the problem, not the file
             raise RecordingError(f"{record.source}: lead {lead}: {err}") from err
-        samples = found["sample"].to_numpy(np.int64)
-        noise = found["noise"].to_numpy(bool)
+        samples = found.beats["sample"].to_numpy(np.int64)
+        noise = found.beats["noise"].to_numpy(bool)
         order = np.argsort(samples, kind="stable")
         samples, noise = samples[order], noise[order]
+        if len(samples) < 3 and found.analysable_s == 0:
+            raise RecordingError(
+                f"{record.source}: no analysable signal in lead {lead}: every stretch "
+                f"is flat, invalid or too noisy to read ({len(samples)} heartbeat(s) "
+                "detected)."
+            )
         if len(samples) < 3:
             raise RecordingError(
                 f"{record.source}: {len(samples)} heartbeat(s) detected in lead {lead}; "
@@ -323,7 +332,8 @@ def segment_detected(
                 f"{counts['dropped_no_rr']} without neighbours, "
                 f"{counts['dropped_nan']} over invalid samples)."
             )
-        return beats, windows, _with_duration(report, record)
+        report = _with_duration(report, record)
+        return beats, windows, {**report, "analysable_s": found.analysable_s}
 
     return segment_records(records, ingestion, segment)
 

@@ -93,6 +93,8 @@ def recording_summary(
 
     The burden (% S, % V) counts classified beats only: beats flagged as noise are
     listed apart and left out, so a noisy stretch cannot inflate it.
+    ``analysable_min`` is the signal not marked unreadable by the detector's quality
+    check, in minutes (None for annotated beats, where no check runs).
 
     Returns:
         ``(summary, markdown)``: ``{"records": {record_id: {...}}}`` and its Markdown
@@ -122,6 +124,11 @@ def recording_summary(
             "lead": rec["lead"],
             "sampling_rate_hz": rec["fs"],
             "duration_s": round(float(rec.get("duration_s", np.nan)), 3),
+            "analysable_min": (
+                None
+                if rec.get("analysable_s") is None
+                else round(float(rec["analysable_s"]) / 60, 2)
+            ),
             "beats": {
                 "found": int(rec.get("detected_beats", rec.get("labelled_beats", 0))),
                 "classified": classified,
@@ -157,6 +164,13 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             "",
             f"- source: `{rec['source']}`, lead {rec['lead']}, "
             f"{rec['sampling_rate_hz']:g} Hz, {rec['duration_s']:.1f} s",
+            "- analysable signal: "
+            + (
+                "n/a (annotated beats)"
+                if rec.get("analysable_min") is None
+                else f"{rec['analysable_min']:.1f} of {rec['duration_s'] / 60:.1f} min "
+                "(stretches too noisy to read left out)"
+            ),
             f"- beats: {beats['found']} found, {beats['classified']} classified, "
             f"{beats['noise']} flagged as noise, {beats['not_windowed']} not windowed "
             "(edges, missing neighbours, invalid samples)",
