@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from medlstm.core.machine import machine_line
+from medlstm.core.params import project_config
 from medlstm.core.persistence import load_model
 from medlstm.datasets.wfdb_records import read_wfdb_record
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
@@ -63,23 +64,6 @@ MODELS = {
     "autoencoder": "ecg_autoencoder_model",
     "cnn": "ecg_cnn_model",
 }
-
-
-def load_config(root: Path, env: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(parameters, catalog)`` of ``env`` merged over base, as ``kedro run`` reads
-    them."""
-    from kedro.config import OmegaConfigLoader
-
-    from medlstm.settings import CONFIG_LOADER_ARGS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(
-            conf_source=str(root / "conf"),
-            env=None if env == "base" else env,
-            **CONFIG_LOADER_ARGS,
-        )
-        return loader["parameters"], loader["catalog"]
 
 
 def model_path(root: Path, catalog: dict[str, Any], name: str) -> Path:
@@ -163,7 +147,7 @@ def main() -> None:
 
     print(machine_line())
     root = Path(args.root).resolve()
-    params, catalog = load_config(root, args.env)
+    params, catalog = project_config(root, args.env)
     ecg = params["ecg_autoencoder"]
     classes = list(ecg["ingestion"]["label_mapping"])
     folder = root / catalog["ecg_raw_records"]["path"]

@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from medlstm.core.machine import machine_line
-from medlstm.core.params import nest_dotted
+from medlstm.core.params import nest_dotted, project_config
 from medlstm.core.threads import limit_threads
 from medlstm.core.training import TrainingParams, fit, seed_everything
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
@@ -56,16 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def load_params(env: str) -> dict:
     """The parameters of ``env`` merged over base, as ``kedro run --env`` merges them."""
-    from kedro.config import OmegaConfigLoader
-
-    from medlstm.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(
-        conf_source=str(ROOT / "conf"),
-        env=None if env == "base" else env,
-        **CONFIG_LOADER_ARGS,
-    )
-    return loader["parameters"]
+    return project_config(ROOT, env)[0]
 
 
 def load_run_inputs(root: Path) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

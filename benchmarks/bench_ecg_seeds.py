@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 
 from medlstm.core.machine import machine_line
-from medlstm.core.params import nest_dotted
+from medlstm.core.params import nest_dotted, project_config
 from medlstm.core.threads import limit_threads
 from medlstm.pipelines.ecg_autoencoder.reporting import by_test_set
 
@@ -50,16 +50,7 @@ SEED_STEP = 1000
 
 def load_params(env: str) -> dict[str, Any]:
     """The parameters of ``env`` merged over base, as ``kedro run --env`` merges them."""
-    from kedro.config import OmegaConfigLoader
-
-    from medlstm.settings import CONFIG_LOADER_ARGS
-
-    loader = OmegaConfigLoader(
-        conf_source=str(ROOT / "conf"),
-        env=None if env == "base" else env,
-        **CONFIG_LOADER_ARGS,
-    )
-    return loader["parameters"]
+    return project_config(ROOT, env)[0]
 
 
 def seed_overrides(

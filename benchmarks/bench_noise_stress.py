@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from medlstm.core.machine import machine_line
+from medlstm.core.params import project_config
 from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     detection_counts,
@@ -69,23 +70,6 @@ from medlstm.pipelines.ecg_autoencoder.segmentation import (
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"autoencoder": "ecg_autoencoder_model", "cnn": "ecg_cnn_model"}
 CLEAN = "clean"
-
-
-def load_config(root: Path, env: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(parameters, catalog)`` of ``env`` merged over base, as ``kedro run`` reads
-    them."""
-    from kedro.config import OmegaConfigLoader
-
-    from medlstm.settings import CONFIG_LOADER_ARGS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(
-            conf_source=str(root / "conf"),
-            env=None if env == "base" else env,
-            **CONFIG_LOADER_ARGS,
-        )
-        return loader["parameters"], loader["catalog"]
 
 
 def model_files(root: Path, catalog: dict[str, Any], models: str) -> dict[str, Path]:
@@ -346,7 +330,7 @@ def main() -> None:
 
     print(machine_line(args.workers))
     root = Path(args.root).resolve()
-    params, catalog = load_config(root, args.env)
+    params, catalog = project_config(root, args.env)
     ecg = params["ecg_autoencoder"]
     ecg["detection"] = overridden(ecg["detection"], args.detection_param)
     source = Path(args.source)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from medlstm.core.machine import machine_line
+from medlstm.core.params import project_config
 from medlstm.datasets.wfdb_records import read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     detection_counts,
@@ -49,18 +50,7 @@ SOURCES = {"mitdb": "mitdb", "svdb": "svdb"}
 
 def load_params(env: str = "base") -> dict[str, Any]:
     """The ``ecg_autoencoder`` parameters of ``env`` merged over base."""
-    from kedro.config import OmegaConfigLoader
-
-    from medlstm.settings import CONFIG_LOADER_ARGS
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loader = OmegaConfigLoader(
-            conf_source=str(ROOT / "conf"),
-            env=None if env == "base" else env,
-            **CONFIG_LOADER_ARGS,
-        )
-        return loader["parameters"]["ecg_autoencoder"]
+    return project_config(ROOT, env)[0]["ecg_autoencoder"]
 
 
 def record_ids(folder: Path, records: str | None) -> list[str]:

@@ -67,3 +67,24 @@ def nest_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
             node = node.setdefault(key, {})
         node[leaf] = value
     return out
+
+
+def project_config(root: Any, env: str = "base") -> tuple[dict, dict]:
+    """``(parameters, catalog)`` of the project at ``root`` with ``env`` merged over
+    base, as ``kedro run --env`` reads them (``base``: no environment); for scripts
+    that read the project's settings outside a Kedro session."""
+    import warnings
+    from pathlib import Path
+
+    from kedro.config import OmegaConfigLoader
+
+    from medlstm.settings import CONFIG_LOADER_ARGS
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loader = OmegaConfigLoader(
+            conf_source=str(Path(root) / "conf"),
+            env=None if env == "base" else env,
+            **CONFIG_LOADER_ARGS,
+        )
+        return loader["parameters"], loader["catalog"]

@@ -17,6 +17,23 @@ from medlstm.core.persistence import register_architecture
 from medlstm.models.rr_input import RRInput, rr_config
 
 
+def conv_trunk(
+    channels: list[int] | tuple[int, ...], kernel_size: int
+) -> nn.Sequential:
+    """(B, 1, T) -> (B, channels[-1], T / 2**len(channels)): per width in ``channels``,
+    Conv1d (same padding) -> BatchNorm -> ReLU -> MaxPool(2)."""
+    blocks, width = [], 1
+    for out in channels:
+        blocks += [
+            nn.Conv1d(width, out, kernel_size, padding=kernel_size // 2, bias=False),
+            nn.BatchNorm1d(out),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+        ]
+        width = out
+    return nn.Sequential(*blocks)
+
+
 @register_architecture("cnn1d")
 class CNN1DClassifier(nn.Module):
     """Convolutional beat classifier taking the same inputs as the autoencoder."""
@@ -47,18 +64,8 @@ class CNN1DClassifier(nn.Module):
         }
         self.n_rr_features = n_rr_features
         self.rr_input = RRInput(n_rr_features, rr_mean, rr_scale)
-        blocks, width = [], 1
-        for out in channels:
-            blocks += [
-                nn.Conv1d(
-                    width, out, kernel_size, padding=kernel_size // 2, bias=False
-                ),
-                nn.BatchNorm1d(out),
-                nn.ReLU(),
-                nn.MaxPool1d(2),
-            ]
-            width = out
-        self.features = nn.Sequential(*blocks)
+        self.features = conv_trunk(channels, kernel_size)
+        width = channels[-1]
         self.head = nn.Sequential(
             nn.Linear(width + n_rr_features, head_hidden),
             nn.ReLU(),

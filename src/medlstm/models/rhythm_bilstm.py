@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from medlstm.core.persistence import register_architecture
+from medlstm.models.cnn1d import conv_trunk
 from medlstm.models.rr_input import RRInput
 
 
@@ -84,18 +85,8 @@ class RhythmBiLSTM(nn.Module):
         self.input_stride = input_stride
         self.input_scale = float(input_scale)
         self.context_input = RRInput(n_context, context_mean, context_scale)
-        blocks, width = [], 1
-        for out in channels:
-            blocks += [
-                nn.Conv1d(
-                    width, out, kernel_size, padding=kernel_size // 2, bias=False
-                ),
-                nn.BatchNorm1d(out),
-                nn.ReLU(),
-                nn.MaxPool1d(2),
-            ]
-            width = out
-        self.beat_encoder = nn.Sequential(*blocks)
+        self.beat_encoder = conv_trunk(channels, kernel_size)
+        width = channels[-1]
         self.to_lstm = nn.Sequential(
             nn.Linear(width + n_context, hidden_size), nn.ReLU(), nn.Dropout(dropout)
         )
