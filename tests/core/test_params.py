@@ -61,3 +61,25 @@ def test_dotted_paths_nest_into_blocks_and_blocks_pass_through():
     # A block already nested is one key whose value is kept whole, so nesting twice
     # changes nothing: a caller may pass either form.
     assert nest_dotted(nest_dotted(flat)) == nest_dotted(flat)
+
+
+def test_project_config_merges_an_environment_over_base():
+    from pathlib import Path
+
+    from medlstm.core.params import project_config
+
+    root = Path(__file__).parents[2]
+    base, base_catalog = project_config(root)
+    full, full_catalog = project_config(root, "full")
+    assert base["ecg_autoencoder"]["split"]["scheme"] == "inter_patient_svdb"
+    assert full["ecg_autoencoder"]["split"]["scheme"] == "inter_patient"
+    # Keys the environment does not name keep their base values.
+    assert (
+        full["ecg_autoencoder"]["rhythm"]["sequence_length"]
+        == (base["ecg_autoencoder"]["rhythm"]["sequence_length"])
+    )
+    assert full_catalog["ecg_raw_records"]["path"] == "../shared/data/mitdb"
+    assert (
+        base_catalog["ecg_raw_records"]["path"]
+        != full_catalog["ecg_raw_records"]["path"]
+    )
