@@ -68,7 +68,10 @@ def test_brain_pyfunc_inference_node_sits_in_the_inference_namespace():
 @pytest.mark.parametrize(
     ("variant", "groups"),
     [
-        ("training", {"ingestion", "autoencoder", "cnn", "linear", "reporting"}),
+        (
+            "training",
+            {"ingestion", "autoencoder", "cnn", "linear", "rhythm", "reporting"},
+        ),
         ("inference", {"inference"}),
     ],
 )
@@ -80,7 +83,7 @@ def test_ecg_nodes_are_grouped_and_models_read_only_ingestion(variant, groups):
     assert not [d for d in pipeline.datasets() if d.startswith("ecg_autoencoder.")]
     if variant == "training":
         ingestion = pipeline.only_nodes_with_namespaces(["ecg_autoencoder.ingestion"])
-        for model in ("autoencoder", "cnn", "linear"):
+        for model in ("autoencoder", "cnn", "linear", "rhythm"):
             part = pipeline.only_nodes_with_namespaces([f"ecg_autoencoder.{model}"])
             needs = {i for i in part.inputs() if not i.startswith("params:")}
             assert needs <= set(ingestion.all_outputs()), (model, needs)

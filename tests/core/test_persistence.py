@@ -107,6 +107,7 @@ def test_models_register_themselves_and_the_core_names_none(tmp_path):
         "cnn3d_lstm",
         "ecg_lstm_autoencoder",
         "ecg_lstm_autoencoder_ensemble",
+        "ecg_rhythm_bilstm",
         "lstm_forecaster",
         "lstm_scratch_twin",
     ], listed.stderr
