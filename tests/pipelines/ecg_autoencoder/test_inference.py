@@ -15,6 +15,7 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
 from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+from medlstm.pipelines.ecg_autoencoder.recording_report import beat_table
 from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 
@@ -85,3 +86,26 @@ def test_classify_beats_matches_direct_prediction(segmented, params):
         )
     with pytest.raises(ValueError, match="inference.classifier' is 'cnn'"):
         classify_beats(model, rhythm, table, params["features"], mapping, "cnn")
+
+
+def test_a_noise_flag_inside_a_run_stays_and_its_neighbours_are_classified(
+    segmented, params
+):
+    beats, windows = segmented
+    mapping = params["ingestion"]["label_mapping"]
+    noisy = beats.assign(noise=np.arange(len(beats)) == len(beats) // 2)
+    model = LSTMAutoencoderClassifier(
+        seq_len=64,
+        n_rr_features=len(params["features"]["rr_columns"]),
+        hidden_size=8,
+        latent_size=4,
+    ).eval()
+    table = classifier_input(noisy, windows, params["features"])
+    classified = classify_beats(
+        model, _rhythm_model(params), table, params["features"], mapping
+    )
+    report = {"target_fs": 100.0, "records": {"900": {"fs": 100.0}}}
+    out = beat_table(classified, noisy, report)
+    assert out["class"].tolist().count("noise") == 1
+    assert out["class"].iloc[len(beats) // 2] == "noise"
+    assert set(out["class"].drop(index=len(beats) // 2)) <= set(mapping)
