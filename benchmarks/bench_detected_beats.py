@@ -44,10 +44,6 @@ from medlstm.pipelines.ecg_autoencoder.beat_matching import (
 from medlstm.pipelines.ecg_autoencoder.detection import (
     segment_detected_record,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import (
-    predict_beats,
-    prediction_table,
-)
 from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     choose_lead,
 )
@@ -56,6 +52,10 @@ from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     _labelled_beats,
     segment_record,
+)
+from medlstm.pipelines.ecg_autoencoder.training import (
+    predict_beats,
+    prediction_table,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -44,12 +44,12 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
 from medlstm.pipelines.ecg_autoencoder.losses import autoencoder_loss
-from medlstm.pipelines.ecg_autoencoder.modelling import split_tensors
 from medlstm.pipelines.ecg_autoencoder.reporting import (
     DS2_AIM,
     DS2_FLOOR,
     by_test_set,
 )
+from medlstm.pipelines.ecg_autoencoder.training import split_tensors
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -100,7 +100,7 @@ def child(stage: str, mode: str, n_records: int, times: int, folder: Path) -> di
     from medlstm.pipelines.ecg_autoencoder.ingestion import (
         segment_databases,
     )
-    from medlstm.pipelines.ecg_autoencoder.modelling import train_cnn
+    from medlstm.pipelines.ecg_autoencoder.training import train_cnn
 
     params = yaml.safe_load(
         (ROOT / "conf/base/parameters_ecg_autoencoder.yml").read_text()

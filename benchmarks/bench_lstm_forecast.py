@@ -28,8 +28,8 @@ from medlstm.core.machine import machine_line
 from medlstm.core.threads import limit_threads
 from medlstm.pipelines.lstm_forecast.baselines import forecast_baselines
 from medlstm.pipelines.lstm_forecast.ingestion import build_tachograms
-from medlstm.pipelines.lstm_forecast.modelling import forecast_lstm, train_forecaster
 from medlstm.pipelines.lstm_forecast.reporting import evaluate_forecasts, write_report
+from medlstm.pipelines.lstm_forecast.training import forecast_lstm, train_forecaster
 from medlstm.pipelines.lstm_forecast.windowing import (
     fit_scaler,
     make_windows,

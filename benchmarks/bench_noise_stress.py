@@ -222,7 +222,7 @@ def classify_rows(
     rows: list[dict[str, Any]], models: dict[str, Any], ecg: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
     """Per model: S and V Se/+P on the kept beats and false S and V calls per hour."""
-    from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
+    from medlstm.pipelines.ecg_autoencoder.training import predict_beats
 
     classes = list(ecg["ingestion"]["label_mapping"])
     beats = pd.concat([r["beats"] for r in rows], ignore_index=True)

@@ -40,13 +40,13 @@ from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.splitting import cap_training_beats
+from medlstm.pipelines.ecg_autoencoder.training import (
     label_indices,
     predict_beats,
     train_autoencoder,
     train_cnn,
 )
-from medlstm.pipelines.ecg_autoencoder.splits import cap_training_beats
 
 MONITORED_BEATS = 600
 

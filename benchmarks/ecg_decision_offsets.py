@@ -38,8 +38,8 @@ from medlstm.core.evaluation import classification_metrics
 from medlstm.core.machine import machine_line
 from medlstm.core.persistence import load_model
 from medlstm.pipelines.ecg_autoencoder.linear import predict_val_linear
-from medlstm.pipelines.ecg_autoencoder.modelling import predict_val
-from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
+from medlstm.pipelines.ecg_autoencoder.splitting import assign_splits
+from medlstm.pipelines.ecg_autoencoder.training import predict_val
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = np.round(np.arange(-4.0, 4.01, 0.25), 2)

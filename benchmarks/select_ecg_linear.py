@@ -26,7 +26,7 @@ from bench_ecg_autoencoder import load_params, load_run_inputs
 from medlstm.core.machine import machine_line
 from medlstm.pipelines.ecg_autoencoder.linear import predict_val_linear, train_linear
 from medlstm.pipelines.ecg_autoencoder.reporting import by_test_set, evaluate
-from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
+from medlstm.pipelines.ecg_autoencoder.splitting import assign_splits
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = [

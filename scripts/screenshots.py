@@ -28,7 +28,10 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from medlstm.servers import (
+# The servers the tests start live in tests/support, outside the shipped package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.support.servers import (  # noqa: E402
     BIN,
     MLFLOW_SERVER_ENV,
     ProcessGroups,

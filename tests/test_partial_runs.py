@@ -9,8 +9,8 @@ import pytest
 from kedro.pipeline import Pipeline
 from kedro_mlflow.pipeline.pipeline_ml import PipelineML
 
-from medlstm.pipeline_ml import SliceablePipelineML
 from medlstm.pipeline_registry import register_pipelines
+from medlstm.tracking.pipeline_ml import SliceablePipelineML
 
 
 def _run(project, pipeline: str, **slicing) -> None:

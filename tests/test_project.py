@@ -21,7 +21,7 @@ import mlflow
 import pytest
 
 from medlstm.pipeline_registry import PIPELINES, VARIANTS
-from medlstm.servers import (
+from tests.support.servers import (
     BIN,
     MLFLOW_SERVER_ENV,
     ProcessGroups,

@@ -13,7 +13,8 @@ import mlflow
 import pytest
 import yaml
 
-from medlstm.tracking import (
+from medlstm.tracking.run_info import pipeline_label
+from medlstm.tracking.run_page import (
     DESCRIPTION_TAG,
     EXPERIMENT_KIND_TAG,
     MODEL_TRAINING_KIND,
@@ -21,7 +22,6 @@ from medlstm.tracking import (
     files_digest,
     layer_of,
     metrics_with_prefixes,
-    pipeline_label,
     run_name,
     run_page_url,
     summary_markdown,
@@ -112,7 +112,7 @@ def test_a_tracking_failure_is_a_warning(caplog):
     def fails():
         raise ConnectionError("server gone")
 
-    with caplog.at_level(logging.WARNING, logger="medlstm.tracking"):
+    with caplog.at_level(logging.WARNING, logger="medlstm.tracking.run_page"):
         assert fails() is None
     assert "could not do something" in caplog.text and "server gone" in caplog.text
 
@@ -345,7 +345,7 @@ def test_ecg_run_logs_its_tables_and_registers_every_model_and_the_pyfunc(
 def test_the_pyfunc_model_of_a_run_becomes_a_version_per_run(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
-    from medlstm.tracking import RunPageHook
+    from medlstm.tracking.run_page import RunPageHook
 
     class Echo(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input, params=None):

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from medlstm.servers import BIN, free_port
-from medlstm.tracking_outbox import RETRY_DEFAULTS
+from medlstm.tracking.offline import RETRY_DEFAULTS
+from tests.support.servers import BIN, free_port
 from tests.test_project import (
     SMALL_PIPELINE,
     _get_json,
@@ -92,7 +92,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     assert "lstm_forecast.training.val_loss" in listed  # every metric, named
     assert "end status: FINISHED" in listed
     command = (
-        f"python -m medlstm.tracking_outbox upload data/09_tracking_outbox/{run_id}"
+        f"python -m medlstm.tracking.offline upload data/09_tracking_outbox/{run_id}"
     )
     assert command in log and command in listed
     # Bounded: one request's capped retries (seconds; MLflow's defaults wait minutes
@@ -106,7 +106,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     (before,) = _runs(url, SMALL_PIPELINE)
     assert before["info"]["status"] == "RUNNING"  # the server died before the end
     upload = subprocess.run(
-        [sys.executable, "-m", "medlstm.tracking_outbox", "upload", str(outbox)],
+        [sys.executable, "-m", "medlstm.tracking.offline", "upload", str(outbox)],
         cwd=root,
         capture_output=True,
         text=True,
@@ -131,7 +131,7 @@ def test_a_server_killed_mid_run_costs_no_results_and_uploads_later(
     assert "lstm_forecast/forecast_report.md" in {f["path"] for f in files}
     # A second upload would log every metric twice: refused.
     again = subprocess.run(
-        [sys.executable, "-m", "medlstm.tracking_outbox", "upload", str(outbox)],
+        [sys.executable, "-m", "medlstm.tracking.offline", "upload", str(outbox)],
         cwd=root,
         capture_output=True,
         text=True,

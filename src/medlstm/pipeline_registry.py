@@ -6,7 +6,7 @@ import importlib
 
 from kedro.pipeline import Pipeline
 
-from medlstm.pipeline_ml import sliceable
+from medlstm.tracking.pipeline_ml import sliceable
 
 PIPELINES = (
     "ecg_autoencoder",
@@ -29,7 +29,7 @@ DEFAULT_PIPELINE = "ecg_autoencoder"
 
 def _create(package: str, **kwargs) -> Pipeline:
     # Training pipelines that log a pyfunc model still run in parts (--nodes,
-    # --from-nodes, --to-nodes): see medlstm.pipeline_ml.
+    # --from-nodes, --to-nodes): see medlstm.tracking.pipeline_ml.
     return sliceable(
         importlib.import_module(f"medlstm.pipelines.{package}").create_pipeline(
             **kwargs

@@ -5,14 +5,14 @@ See https://docs.kedro.org/en/stable/configure/configuration_basics/ for the def
 
 import os
 
-from medlstm.hooks import (
+from medlstm.core.preflight import PreflightChecksHook
+from medlstm.tracking.hooks import (
     ExperimentPerPipelineHook,
     RunLockHook,
     TrackingServerCheckHook,
 )
-from medlstm.preflight import PreflightChecksHook
-from medlstm.tracking import RunPageHook
-from medlstm.tracking_outbox import TrackingOutboxHook
+from medlstm.tracking.offline import TrackingOutboxHook
+from medlstm.tracking.run_page import RunPageHook
 
 # Tuple order does not decide which hook runs first; pluggy's tryfirst/trylast does.
 HOOKS = (

@@ -22,7 +22,7 @@ import pandas as pd
 import wfdb
 import yaml
 
-from medlstm.pipelines.ecg_autoencoder.splits import partition_by_burden
+from medlstm.pipelines.ecg_autoencoder.splitting import partition_by_burden
 
 SHARES = {"train": 2, "val": 1, "test": 1}
 SEED = 42

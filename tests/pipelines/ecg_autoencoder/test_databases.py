@@ -16,7 +16,7 @@ from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     resample,
 )
 from medlstm.pipelines.ecg_autoencoder.reporting import evaluate
-from medlstm.pipelines.ecg_autoencoder.splits import (
+from medlstm.pipelines.ecg_autoencoder.splitting import (
     assign_splits,
     check_records_disjoint,
     partition_by_burden,

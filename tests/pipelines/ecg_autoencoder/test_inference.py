@@ -14,9 +14,9 @@ from medlstm.pipelines.ecg_autoencoder.inference import (
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_records,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import predict_beats
 from medlstm.pipelines.ecg_autoencoder.recording_report import beat_table
 from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
+from medlstm.pipelines.ecg_autoencoder.training import predict_beats
 from tests.pipelines.ecg_autoencoder.conftest import make_record
 
 

@@ -21,8 +21,8 @@ from scipy import signal as sps
 from wfdb.io.convert.edf import wfdb_to_edf
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
-from medlstm.servers import BIN, ProcessGroups, free_port, wait_for
 from tests.conftest import make_kedro_project
+from tests.support.servers import BIN, ProcessGroups, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 

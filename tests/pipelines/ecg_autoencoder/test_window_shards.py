@@ -20,12 +20,12 @@ from medlstm.datasets.window_shards import (
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.splitting import assign_splits
+from medlstm.pipelines.ecg_autoencoder.training import (
     split_tensors,
     train_cnn,
     training_scale,
 )
-from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
 
 RAW = Path(__file__).parents[3] / "data" / "01_raw"
 

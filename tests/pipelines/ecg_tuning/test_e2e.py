@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from medlstm.preflight import _known, _paths, base_parameters
+from medlstm.core.preflight import _known, _paths, base_parameters
 from tests.conftest import make_kedro_project
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]

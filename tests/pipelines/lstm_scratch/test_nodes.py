@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from medlstm.models.lstm_twin import TorchTwinLSTM
-from medlstm.pipelines.lstm_scratch import data, training
+from medlstm.pipelines.lstm_scratch import ingestion, training
 from medlstm.scratch import LSTMModel
 from tests.conftest import PROJECT_ROOT
 
@@ -35,7 +35,7 @@ def cls_params() -> dict:
 
 
 def test_arithmetic_test_split_lies_outside_the_training_ranges(reg_params):
-    frame = data.make_arithmetic_sequences(reg_params)
+    frame = ingestion.make_arithmetic_sequences(reg_params)
     train, test = frame[frame.split == "train"], frame[frame.split == "test"]
     assert train.start.max() < test.start.min()
     assert train.step.abs().max() < test.step.abs().min()
@@ -50,9 +50,9 @@ def test_arithmetic_test_split_lies_outside_the_training_ranges(reg_params):
 
 
 def test_resizing_one_split_leaves_the_others_unchanged(reg_params):
-    before = data.make_arithmetic_sequences(reg_params)
+    before = ingestion.make_arithmetic_sequences(reg_params)
     reg_params["splits"]["train"]["n"] = 50
-    after = data.make_arithmetic_sequences(reg_params)
+    after = ingestion.make_arithmetic_sequences(reg_params)
     assert (after.split == "train").sum() == 50
     for split in ("val", "test"):
         np.testing.assert_array_equal(
@@ -84,17 +84,17 @@ def test_resizing_one_split_leaves_the_others_unchanged(reg_params):
 def test_bad_regression_parameters_are_named(reg_params, change, message):
     change(reg_params)
     with pytest.raises(ValueError, match=message):
-        data.make_arithmetic_sequences(reg_params)
+        ingestion.make_arithmetic_sequences(reg_params)
 
 
 def test_regression_normalisation_is_shift_and_scale_invariant(reg_params):
-    frame = data.make_arithmetic_sequences(reg_params)
-    arrays = data.regression_arrays(frame)
+    frame = ingestion.make_arithmetic_sequences(reg_params)
+    arrays = ingestion.regression_arrays(frame)
     moved = frame.copy()
     value_columns = [c for c in frame.columns if c.startswith("x_") or c == "target"]
     moved[value_columns] = 1000.0 + 7.0 * frame[value_columns]
-    moved_arrays = data.regression_arrays(moved)
-    for split in data.SPLITS:
+    moved_arrays = ingestion.regression_arrays(moved)
+    for split in ingestion.SPLITS:
         np.testing.assert_allclose(moved_arrays.x[split], arrays.x[split], atol=1e-9)
         np.testing.assert_allclose(moved_arrays.y[split], arrays.y[split], atol=1e-9)
     # Noise-free test windows map to the unit ramp, and their target to +-1.
@@ -103,10 +103,10 @@ def test_regression_normalisation_is_shift_and_scale_invariant(reg_params):
 
 
 def test_pattern_sequences_are_balanced_and_standardised(cls_params):
-    frame = data.make_pattern_sequences(cls_params)
+    frame = ingestion.make_pattern_sequences(cls_params)
     counts = frame[frame.split == "test"].label_name.value_counts()
     assert set(counts) == {25} and set(counts.index) == set(cls_params["classes"])
-    arrays = data.classification_arrays(frame, cls_params)
+    arrays = ingestion.classification_arrays(frame, cls_params)
     x = arrays.x["train"][..., 0]
     np.testing.assert_allclose(x.mean(axis=1), 0.0, atol=1e-9)
     np.testing.assert_allclose(x.std(axis=1), 1.0)
@@ -124,7 +124,7 @@ def test_pattern_sequences_are_balanced_and_standardised(cls_params):
 def test_bad_class_lists_are_refused(cls_params, classes):
     cls_params["classes"] = classes
     with pytest.raises(ValueError, match="classification.data.classes"):
-        data.make_pattern_sequences(cls_params)
+        ingestion.make_pattern_sequences(cls_params)
 
 
 def test_settings_the_numpy_trainer_lacks_are_refused_by_name():
@@ -154,7 +154,9 @@ def test_torch_twin_starts_as_the_numpy_model(dtype):
 
 
 def test_both_trainers_share_data_settings_and_thread_count(reg_params):
-    arrays = data.regression_arrays(data.make_arithmetic_sequences(reg_params))
+    arrays = ingestion.regression_arrays(
+        ingestion.make_arithmetic_sequences(reg_params)
+    )
     model_params = dict(PARAMS["regression"]["model"], hidden_size=4)
     settings = dict(PARAMS["regression"]["training"], epochs=2)
     before = torch.get_num_threads()

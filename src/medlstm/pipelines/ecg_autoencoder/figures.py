@@ -13,12 +13,12 @@ from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderClassifier,
     LSTMAutoencoderEnsemble,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import check_aligned, predict_beats
 from medlstm.pipelines.ecg_autoencoder.reporting import (
     DS2_FLOOR,
     TEST_SET_NAMES,
     by_test_set,
 )
+from medlstm.pipelines.ecg_autoencoder.training import check_aligned, predict_beats
 
 
 def reconstruction_figure(

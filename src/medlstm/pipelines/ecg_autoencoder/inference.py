@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
+from medlstm.pipelines.ecg_autoencoder.training import (
     check_aligned,
     predict_beats,
     prediction_table,
 )
-from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 
 WINDOW_PREFIX = "w"
 CLASSIFIERS = ("rhythm", "autoencoder")

@@ -22,7 +22,7 @@ from scipy.special import softmax
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.linear_model import LogisticRegression
 
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.training import (
     check_aligned,
     label_indices,
     prediction_table,

@@ -44,13 +44,6 @@ from medlstm.pipelines.ecg_autoencoder.linear import (
     predict_val_linear,
     train_linear,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import (
-    predict_test,
-    predict_test_autoencoder,
-    predict_val,
-    train_autoencoder,
-    train_cnn,
-)
 from medlstm.pipelines.ecg_autoencoder.recording import (
     example_signal,
     load_recording,
@@ -81,9 +74,16 @@ from medlstm.pipelines.ecg_autoencoder.rhythm import (
     predict_val_rhythm,
     train_rhythm,
 )
-from medlstm.pipelines.ecg_autoencoder.splits import assign_splits
+from medlstm.pipelines.ecg_autoencoder.splitting import assign_splits
 from medlstm.pipelines.ecg_autoencoder.summary import (
     summary_report,
+)
+from medlstm.pipelines.ecg_autoencoder.training import (
+    predict_test,
+    predict_test_autoencoder,
+    predict_val,
+    train_autoencoder,
+    train_cnn,
 )
 
 PACKAGE = "ecg_autoencoder"

@@ -33,7 +33,7 @@ from medlstm.core.params import check_known_keys
 from medlstm.core.training import predict
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.losses import rhythm_loss
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.training import (
     check_aligned,
     fit_block,
     label_indices,

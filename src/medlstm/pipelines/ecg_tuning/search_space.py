@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from medlstm.core.params import check_known_keys
-from medlstm.preflight import lookup
+from medlstm.core.preflight import lookup
 
 SPEC_KEYS = ("param", "low", "high", "log", "step", "choices")
 

@@ -24,12 +24,12 @@ from torch import nn
 
 from medlstm.core.params import check_known_keys
 from medlstm.core.training import epoch_callback
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.reporting import validation_metrics
+from medlstm.pipelines.ecg_autoencoder.training import (
     predict_val,
     train_autoencoder,
     train_cnn,
 )
-from medlstm.pipelines.ecg_autoencoder.reporting import validation_metrics
 from medlstm.pipelines.ecg_tuning.search_space import (
     parse_space,
     suggest,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LinearRegression
 
-from medlstm.pipelines.lstm_forecast.modelling import strategy_of
+from medlstm.pipelines.lstm_forecast.training import strategy_of
 from medlstm.pipelines.lstm_forecast.windowing import Windows
 
 

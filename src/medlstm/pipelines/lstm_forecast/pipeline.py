@@ -7,12 +7,12 @@ from kedro.pipeline import Pipeline, node
 from medlstm.core.wiring import group
 from medlstm.pipelines.lstm_forecast.baselines import forecast_baselines
 from medlstm.pipelines.lstm_forecast.ingestion import build_tachograms, csv_to_series
-from medlstm.pipelines.lstm_forecast.modelling import forecast_lstm, train_forecaster
 from medlstm.pipelines.lstm_forecast.reporting import (
     evaluate_forecasts,
     plot_forecasts,
     write_report,
 )
+from medlstm.pipelines.lstm_forecast.training import forecast_lstm, train_forecaster
 from medlstm.pipelines.lstm_forecast.windowing import (
     fit_scaler,
     make_windows,

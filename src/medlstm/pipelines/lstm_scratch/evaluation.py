@@ -12,7 +12,7 @@ from torch.utils.data import TensorDataset
 from medlstm.core import evaluation
 from medlstm.core.training import predict
 from medlstm.models.lstm_twin import TorchTwinLSTM
-from medlstm.pipelines.lstm_scratch.data import (
+from medlstm.pipelines.lstm_scratch.ingestion import (
     TaskArrays,
     shift_and_scale,
     split_values,

@@ -5,15 +5,15 @@ from __future__ import annotations
 from kedro.pipeline import Pipeline, node
 
 from medlstm.core.wiring import group
-from medlstm.pipelines.lstm_scratch.data import (
+from medlstm.pipelines.lstm_scratch.evaluation import (
+    evaluate_classification,
+    evaluate_regression,
+)
+from medlstm.pipelines.lstm_scratch.ingestion import (
     classification_arrays,
     make_arithmetic_sequences,
     make_pattern_sequences,
     regression_arrays,
-)
-from medlstm.pipelines.lstm_scratch.evaluation import (
-    evaluate_classification,
-    evaluate_regression,
 )
 from medlstm.pipelines.lstm_scratch.reporting import (
     learning_curves_figure,

@@ -21,7 +21,7 @@ from torch.utils.data import TensorDataset
 from medlstm.core.threads import thread_limits
 from medlstm.core.training import StepOutput, TrainingParams, fit, seed_everything
 from medlstm.models.lstm_twin import TorchTwinLSTM
-from medlstm.pipelines.lstm_scratch.data import TaskArrays, positive_count
+from medlstm.pipelines.lstm_scratch.ingestion import TaskArrays, positive_count
 from medlstm.scratch import LSTMModel, TrainConfig, train
 
 BACKENDS = ("numpy", "torch")

@@ -11,7 +11,7 @@ from torch import nn
 
 from medlstm.datasets.nifti_patients import read_patient_folder
 from medlstm.pipelines.smri_cnn_lstm.ingestion import IngestionParams, ingest_patient
-from medlstm.pipelines.smri_cnn_lstm.modelling import hgg_probability
+from medlstm.pipelines.smri_cnn_lstm.training import hgg_probability
 
 
 def load_patient_for_prediction(

@@ -16,15 +16,15 @@ from medlstm.pipelines.smri_cnn_lstm.inference import (
     predict_patient,
 )
 from medlstm.pipelines.smri_cnn_lstm.ingestion import build_model_input
-from medlstm.pipelines.smri_cnn_lstm.modelling import (
-    cross_validate,
-    make_folds,
-    train_final_model,
-)
 from medlstm.pipelines.smri_cnn_lstm.reporting import (
     compare_models,
     plot_cv_curves,
     prediction_report,
+)
+from medlstm.pipelines.smri_cnn_lstm.training import (
+    cross_validate,
+    make_folds,
+    train_final_model,
 )
 
 NAMESPACE = "smri_cnn_lstm"

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from medlstm.core.reporting import markdown_table
-from medlstm.pipelines.smri_cnn_lstm.modelling import SUMMARY_METRICS
+from medlstm.pipelines.smri_cnn_lstm.training import SUMMARY_METRICS
 
 
 def data_label(ingestion_report: dict[str, Any]) -> str:

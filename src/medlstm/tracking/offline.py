@@ -7,7 +7,7 @@ metrics, tags, the end status, artifact files) goes to an outbox folder on disk 
 depend on the server. At the end a warning names what was not logged and the command
 that logs it once the server is back::
 
-    python -m medlstm.tracking_outbox upload data/09_tracking_outbox/<run id>
+    python -m medlstm.tracking.offline upload data/09_tracking_outbox/<run id>
 
 How: for an HTTP(S) tracking URI, MLflow's REST store and HTTP artifact repositories
 are replaced by subclasses (MLflow's own scheme registries) that behave exactly like
@@ -39,6 +39,8 @@ from mlflow.exceptions import MlflowException, RestException
 from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 from mlflow.store.artifact.mlflow_artifacts_repo import MlflowArtifactsRepository
 from mlflow.store.tracking.rest_store import RestStore
+
+from medlstm.tracking.run_info import is_server, tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -313,7 +315,7 @@ def _upload_command(box: Outbox, project_path: Path) -> str:
         folder = box.folder.relative_to(project_path)
     except ValueError:
         folder = box.folder
-    return f"python -m medlstm.tracking_outbox upload {folder}"
+    return f"python -m medlstm.tracking.offline upload {folder}"
 
 
 def outage_message(
@@ -353,22 +355,15 @@ class TrackingOutboxHook:
     @hook_impl(tryfirst=True)  # before kedro-mlflow builds its client
     def after_context_created(self, context) -> None:
         self._project_path = Path(context.project_path)
-        self._uri = str(
-            (context.config_loader.get("mlflow") or {})
-            .get("server", {})
-            .get("mlflow_tracking_uri")
-            or ""
-        )
-        if self._uri.startswith(("http://", "https://")):
+        self._uri = tracking_uri(context.config_loader)
+        if is_server(self._uri):
             install()
 
     @hook_impl(trylast=True)  # after kedro-mlflow has started the run
     def before_pipeline_run(self) -> None:
         close_outbox()
         self._unsent = []
-        if self._project_path is not None and self._uri.startswith(
-            ("http://", "https://")
-        ):
+        if self._project_path is not None and is_server(self._uri):
             open_outbox(self._project_path, self._uri)
 
     @hook_impl(wrapper=True)
@@ -535,9 +530,9 @@ def _replay(client, run_id, api, request, Metric, Param, RunTag, DatasetInput) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m medlstm.tracking_outbox upload FOLDER [--tracking-uri URI]``."""
+    """``python -m medlstm.tracking.offline upload FOLDER [--tracking-uri URI]``."""
     parser = argparse.ArgumentParser(
-        prog="python -m medlstm.tracking_outbox",
+        prog="python -m medlstm.tracking.offline",
         description="Log what a run kept on disk while its MLflow server was gone.",
     )
     commands = parser.add_subparsers(dest="command", required=True)

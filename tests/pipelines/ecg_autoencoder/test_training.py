@@ -21,7 +21,7 @@ from medlstm.pipelines.ecg_autoencoder.losses import (
     autoencoder_loss,
     focal_cross_entropy,
 )
-from medlstm.pipelines.ecg_autoencoder.modelling import (
+from medlstm.pipelines.ecg_autoencoder.training import (
     check_aligned,
     ensemble_seeds,
     label_indices,

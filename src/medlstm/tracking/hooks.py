@@ -1,6 +1,6 @@
 """Project hooks: one MLflow experiment per pipeline, one run at a time per project
 folder, and a tracking server that answers; the checks of parameters and inputs
-before any node runs are in :mod:`medlstm.preflight`.
+before any node runs are in :mod:`medlstm.core.preflight`.
 
 kedro-mlflow starts one run per ``kedro run`` in a single configured experiment.
 Researchers compare runs of *one* model family, so each registered pipeline gets its
@@ -15,6 +15,8 @@ from typing import Any
 
 from kedro.framework.context import KedroContext
 from kedro.framework.hooks import hook_impl
+
+from medlstm.tracking.run_info import is_server, pipeline_names, tracking_uri
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +38,7 @@ class ExperimentPerPipelineHook:
         config = getattr(self._context, "mlflow", None)
         if config is None:
             return
-        names = run_params.get("pipeline_names") or [
-            run_params.get("pipeline_name") or "__default__"
-        ]
+        names = pipeline_names(run_params)
         base = config.tracking.experiment.name.split("/")[0]
         config.tracking.experiment.name = f"{base}/{'+'.join(names)}"
         config._set_experiment()
@@ -98,9 +98,7 @@ class RunLockHook:
                 f"ran. Wait for it to finish, or run from a copy of the project. "
                 f"Lock: {path}"
             ) from None
-        names = run_params.get("pipeline_names") or [
-            run_params.get("pipeline_name") or "__default__"
-        ]
+        names = pipeline_names(run_params)
         handle.seek(0)
         handle.truncate()
         handle.write(
@@ -200,19 +198,13 @@ class TrackingServerCheckHook:
 
     @hook_impl(tryfirst=True)  # before kedro-mlflow contacts the server
     def after_context_created(self, context: KedroContext) -> None:
-        uri = str(
-            (context.config_loader.get("mlflow") or {})
-            .get("server", {})
-            .get("mlflow_tracking_uri")
-            or ""
-        )
-        check_tracking_server(uri)
+        check_tracking_server(tracking_uri(context.config_loader))
 
 
 def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
     """Raise naming ``uri`` if it is an HTTP(S) server that does not answer MLflow's
     health check within ``timeout_s``; local stores (sqlite, files) pass."""
-    if not uri.startswith(("http://", "https://")):
+    if not is_server(uri):
         return
     import urllib.error
     import urllib.request

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from medlstm.pipelines.ecg_autoencoder.splits import (
+from medlstm.pipelines.ecg_autoencoder.splitting import (
     assign_splits,
     check_records_disjoint,
 )

@@ -15,7 +15,7 @@ from medlstm.pipelines.lstm_forecast.baselines import (
     mean_forecast,
     naive_forecast,
 )
-from medlstm.pipelines.lstm_forecast.modelling import (
+from medlstm.pipelines.lstm_forecast.training import (
     forecast_lstm,
     strategy_of,
     train_forecaster,

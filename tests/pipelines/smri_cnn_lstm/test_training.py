@@ -7,7 +7,7 @@ import pytest
 
 from medlstm.models.cnn3d_lstm import CNN3DLSTM
 from medlstm.pipelines.smri_cnn_lstm.inference import predict_patient
-from medlstm.pipelines.smri_cnn_lstm.modelling import (
+from medlstm.pipelines.smri_cnn_lstm.training import (
     check_folds,
     cross_validate,
     make_folds,

@@ -41,6 +41,13 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from medlstm.tracking.run_info import (
+    dataset_path,
+    is_server,
+    pipeline_label,
+    pipeline_names,
+)
+
 logger = logging.getLogger(__name__)
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -78,19 +85,6 @@ def _survive(what: str) -> Callable:
     return wrap
 
 
-def pipeline_label(run_params: dict[str, Any]) -> str:
-    """The pipeline(s) of a run as kedro-mlflow names them, ``__default__`` spelled
-    out as the pipeline it stands for."""
-    from medlstm.pipeline_registry import DEFAULT_PIPELINE
-
-    names = run_params.get("pipeline_names") or [
-        run_params.get("pipeline_name") or "__default__"
-    ]
-    if isinstance(names, str):
-        names = [names]
-    return "+".join(DEFAULT_PIPELINE if n == "__default__" else n for n in names)
-
-
 def run_name(pipeline: str, env: str | None, started: datetime) -> str:
     """``ecg_autoencoder · full · 2026-11-30 17:40``; no ``--env`` reads as ``base``."""
     return f"{pipeline} · {env or 'base'} · {started:%Y-%m-%d %H:%M}"
@@ -104,19 +98,6 @@ def run_page_url(server: str, experiment_id: str, run_id: str) -> str:
         f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
         "?workflowType=machine_learning"
     )
-
-
-def describe_path(catalog: DataCatalog, name: str) -> Path | None:
-    """The file or folder a catalog dataset reads and writes, or None (memory,
-    metrics, anything without a path)."""
-    try:
-        description = catalog.get(name)._describe()
-    except Exception:  # noqa: BLE001 - datasets without a description have no path
-        return None
-    for key in ("filepath", "path"):
-        if description.get(key):
-            return Path(str(description[key])).resolve()
-    return None
 
 
 def layer_of(path: Path) -> str:
@@ -222,10 +203,7 @@ class RunPageHook:
             )
         # Rename only kedro-mlflow's default name: a name set in mlflow.yml or a run
         # the user opened before the session keeps its own.
-        names = run_params.get("pipeline_names") or [
-            run_params.get("pipeline_name") or "__default__"
-        ]
-        if run.info.run_name == "+".join(names):
+        if run.info.run_name == "+".join(pipeline_names(run_params)):
             started = datetime.fromtimestamp(run.info.start_time / 1000)
             client.update_run(
                 self._run_id,
@@ -250,7 +228,7 @@ class RunPageHook:
         from mlflow.entities import DatasetInput, InputTag
         from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-        path = describe_path(catalog, name)
+        path = dataset_path(catalog, name)
         if path is None or any(layer in path.parts for layer in OUTPUT_LAYERS):
             return
         if isinstance(data, pd.DataFrame):
@@ -296,7 +274,7 @@ class RunPageHook:
 
         run = mlflow.MlflowClient().get_run(self._run_id)
         uri = mlflow.get_tracking_uri()
-        on_server = uri.startswith(("http://", "https://"))
+        on_server = is_server(uri)
         logger.info(
             "MLflow run page%s: %s",
             "" if on_server else " (once `make mlflow-ui` serves this store)",
@@ -314,7 +292,7 @@ class RunPageHook:
         reports = [
             path
             for name in sorted(pipeline.all_outputs())
-            if (path := describe_path(catalog, name)) is not None
+            if (path := dataset_path(catalog, name)) is not None
             and path.suffix == ".md"
             and "08_reporting" in path.parts
         ]
@@ -357,7 +335,7 @@ class RunPageHook:
         metrics: dict[str, float],
     ) -> None:
         dataset = catalog.get(dataset_name)
-        path = describe_path(catalog, dataset_name)
+        path = dataset_path(catalog, dataset_name)
         artifact_dir = getattr(dataset, "artifact_path", None)
         if path is None or artifact_dir is None:
             raise ValueError(

@@ -3,6 +3,7 @@ known to ``conf/base``, every training block is well-formed and can run here."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from kedro.pipeline import Pipeline
 
 from medlstm.core.precision import resolve_precision
 from medlstm.core.training import TrainingParams, resolve_device
+from medlstm.tracking.run_info import dataset_path
 
 
 class PreflightChecksHook:
@@ -82,7 +84,8 @@ class PreflightChecksHook:
             if name == "parameters":
                 continue
             if not catalog.exists(name):
-                described = _describe_path(catalog, name)
+                path = dataset_path(catalog, name)
+                described = f" (expected at {path})" if path else ""
                 raise FileNotFoundError(
                     f"Input dataset '{name}' does not exist{described}. Check its entry in "
                     "conf/*/catalog*.yml, or produce it by running the pipeline that writes it."
@@ -109,12 +112,30 @@ OPEN_MAPPINGS = (
 
 
 def base_parameters(project_path: Path) -> dict[str, Any]:
-    """The parameters of ``conf/base`` alone: the names every environment and
-    ``--params`` may set."""
+    """The names every environment and ``--params`` may set: the parameters of
+    ``conf/base``, with each ``training`` block completed by its reader's fields."""
     merged: dict[str, Any] = {}
     for path in sorted((project_path / "conf" / "base").glob("parameters*.yml")):
         merged.update(yaml.safe_load(path.read_text()) or {})
-    return merged
+    return with_training_fields(merged)
+
+
+def with_training_fields(tree: Any, key: str = "") -> Any:
+    """``tree`` with every field of `TrainingParams` that a ``training`` block leaves
+    out added at the dataclass's default: the training loop's own settings
+    (``device``, ``optimizer``, ``grad_clip_norm``...) have their single source there,
+    and preflight knows their names and kinds without a copy in every block."""
+    if not isinstance(tree, dict):
+        return tree
+    filled = {k: with_training_fields(v, k) for k, v in tree.items()}
+    if key != "training":
+        return filled
+    defaults = {
+        f.name: f.default
+        for f in dataclasses.fields(TrainingParams)
+        if f.default is not dataclasses.MISSING
+    }
+    return {**defaults, **filled}
 
 
 def _paths(tree: Any, prefix: str = "") -> list[str]:
@@ -226,14 +247,3 @@ def _training_blocks(where: str, value: Any) -> list[tuple[str, Any]]:
         for key, child in value.items()
         for found in _training_blocks(f"{where}.{key}", child)
     ]
-
-
-def _describe_path(catalog: DataCatalog, name: str) -> str:
-    try:
-        description = catalog.get(name)._describe()
-    except Exception:  # noqa: BLE001 - only used to enrich an error message
-        return ""
-    for key in ("filepath", "path"):
-        if description.get(key):
-            return f" (expected at {Path(str(description[key])).resolve()})"
-    return ""
