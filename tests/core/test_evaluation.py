@@ -15,6 +15,7 @@ from medlstm.core.evaluation import (
     confusion_matrix_markdown,
     flatten_metrics,
     history_to_mlflow,
+    macro_f1,
     metrics_table_markdown,
     regression_metrics,
     summary_to_mlflow,
@@ -142,3 +143,22 @@ def test_figures_and_tables_render():
     table = metrics_table_markdown(m)
     assert "| V | 0.500 | 1.000 |" in table
     assert "| **V** | 0 | 1 | 1 |" in confusion_matrix_markdown(m)
+
+
+def test_training_monitors_and_reports_share_one_macro_f1():
+    import torch
+
+    from medlstm.core.training import StepOutput, _EpochStats
+
+    # Class 2 is predicted once but never true: it must not add a 0 to the average.
+    true = np.array([0, 0, 1, 1, 1, 0])
+    pred = np.array([0, 2, 1, 1, 0, 0])
+    expected = f1_score(true, pred, labels=[0, 1], average="macro")
+    assert macro_f1(true, pred) == pytest.approx(expected)
+    assert classification_metrics(true, pred, ["a", "b", "c"])["macro_f1"] == (
+        pytest.approx(expected)
+    )
+    stats = _EpochStats()
+    logits = torch.nn.functional.one_hot(torch.tensor(pred), 3).float()
+    stats.add(StepOutput(torch.tensor(0.5), logits, torch.tensor(true)), len(true))
+    assert stats.summary("val")["val_macro_f1"] == pytest.approx(expected)

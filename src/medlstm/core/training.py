@@ -43,6 +43,7 @@ from torch.utils.data import (
 )
 from tqdm.auto import tqdm
 
+from medlstm.core.evaluation import macro_f1
 from medlstm.core.params import check_known_keys
 from medlstm.core.precision import CHOICES as PRECISIONS
 from medlstm.core.precision import autocast, resolve_precision
@@ -336,17 +337,8 @@ class _EpochStats:
         if self.predictions:
             pred, true = np.concatenate(self.predictions), np.concatenate(self.targets)
             result[f"{prefix}_accuracy"] = float((pred == true).mean())
-            result[f"{prefix}_macro_f1"] = _macro_f1(true, pred)
+            result[f"{prefix}_macro_f1"] = macro_f1(true, pred)
         return result
-
-
-def _macro_f1(true: np.ndarray, pred: np.ndarray) -> float:
-    scores = []
-    for c in np.union1d(true, pred):
-        tp = np.sum((pred == c) & (true == c))
-        denom = np.sum(pred == c) + np.sum(true == c)
-        scores.append(2 * tp / denom if denom else 0.0)
-    return float(np.mean(scores))
 
 
 def _run_epoch(

@@ -44,7 +44,7 @@ def _training_nodes(task: str) -> list:
     ]
 
 
-def _data_nodes() -> list:
+def _ingestion_nodes() -> list:
     """Both tasks' sequences and model-ready arrays."""
     return [
         node(
@@ -141,7 +141,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     training = [*_training_nodes("regression"), *_training_nodes("classification")]
     return Pipeline(
         [
-            group("lstm_scratch", "data", _data_nodes()),
+            group("lstm_scratch", "ingestion", _ingestion_nodes()),
             group("lstm_scratch", "training", training),
             group("lstm_scratch", "evaluation", _evaluation_nodes()),
         ],
