@@ -253,6 +253,12 @@ def test_unknown_ingestion_parameter_is_an_error(params):
         SegmentationParams.from_dict(params["ingestion"])
 
 
+def test_an_ingestion_block_without_a_key_is_an_error_naming_it(params):
+    del params["ingestion"]["samples_after"]
+    with pytest.raises(ValueError, match=r"lacks \['samples_after'\]"):
+        SegmentationParams.from_dict(params["ingestion"])
+
+
 def test_bad_choice_is_an_error(params):
     params["ingestion"]["missing_lead"] = "guess"
     with pytest.raises(ValueError, match="missing_lead"):

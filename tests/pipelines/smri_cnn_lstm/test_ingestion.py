@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import yaml
 
 from medlstm.datasets.nifti_patients import CohortError, NiftiPatientsDataset
 from medlstm.pipelines.smri_cnn_lstm.inference import load_patient_for_prediction
@@ -23,7 +24,10 @@ SAMPLES = (
     Path(__file__).resolve().parents[3].parent / "shared" / "data" / "brats_samples"
 )
 needs_samples = pytest.mark.skipif(not SAMPLES.is_dir(), reason="no ../shared/data")
-SMALL = {"depth": 8, "size": [8, 8], "workers": 1}
+BASE = yaml.safe_load(
+    (Path(__file__).parents[3] / "conf/base/parameters_smri_cnn_lstm.yml").read_text()
+)["smri_cnn_lstm"]["ingestion"]
+SMALL = {**BASE, "depth": 8, "size": [8, 8], "workers": 1}
 
 
 def test_min_max_maps_to_0_1_and_a_constant_volume_stays_finite():
@@ -70,19 +74,22 @@ def test_preprocess_volume_normalises_before_cropping():
 
 
 def test_params_are_validated():
-    assert IngestionParams.from_dict({"size": [16, 16]}).size == (16, 16)
+    assert IngestionParams.from_dict({**BASE, "size": [16, 16]}).size == (16, 16)
     for bad in (
         {"on_error": "ignore"},
         {"missing_modality": "mean"},
         {"modalities": []},
     ):
         with pytest.raises(ValueError):
-            IngestionParams.from_dict(bad)
+            IngestionParams.from_dict({**BASE, **bad})
     with pytest.raises(
         ValueError,
         match=r"Unknown parameter\(s\) smri_cnn_lstm\.ingestion\.sizes; known: ",
     ):
-        IngestionParams.from_dict({"sizes": 1})
+        IngestionParams.from_dict({**BASE, "sizes": 1})
+    without_depth = {k: v for k, v in BASE.items() if k != "depth"}
+    with pytest.raises(ValueError, match=r"lacks \['depth'\]"):
+        IngestionParams.from_dict(without_depth)
 
 
 # --- the node on small cohorts ------------------------------------------------------------
@@ -189,7 +196,7 @@ def test_a_cohort_without_a_usable_patient_is_an_error(tmp_path):
 def test_the_26_slice_tcga_case_is_padded_and_reported():
     patient = load_patient_for_prediction(
         {"patient_folder": str(SAMPLES / "TCGA-FG-6692")},
-        {"size": [16, 16], "workers": 1},
+        {**BASE, "size": [16, 16], "workers": 1},
     )
     x = patient["x"]
     assert x.shape == (1, 4, 32, 16, 16) and patient["present"].all()
@@ -213,7 +220,8 @@ def test_a_real_cohort_with_two_modalities_zero_fills_the_others(tmp_path):
     )
     cohort = NiftiPatientsDataset(str(source), labels="csv", labels_csv=str(csv)).load()
     model_input, report = build_model_input(
-        cohort, {"size": [16, 16], "modality_patterns": {"flair": ["flair_subtr*"]}}
+        cohort,
+        {**BASE, "size": [16, 16], "modality_patterns": {"flair": ["flair_subtr*"]}},
     )
     assert model_input["x"].shape == (6, 4, 32, 16, 16)
     assert (

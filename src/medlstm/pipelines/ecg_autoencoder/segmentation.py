@@ -24,33 +24,29 @@ from medlstm.pipelines.ecg_autoencoder.sampling_rate import qrs_width_ms
 
 logger = logging.getLogger(__name__)
 
-# WFDB annotation codes that mark no beat (rhythm, noise, waves, comments).
-DEFAULT_NON_BEAT_SYMBOLS = (
-    "+", "~", "|", "x", "!", "[", "]", '"', "p", "t", "u", "`", "'", "^", "=", "@", "s", "T", "*", "D",
-)  # fmt: skip
-
-
 # Keys of the ingestion block about running the records (workers, window spill).
 RUN_KEYS = ("parallel", "spill_windows")
 
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """The ``ingestion`` block of parameters_ecg_autoencoder.yml, validated."""
+    """The ``ingestion`` block of parameters_ecg_autoencoder.yml, validated. Every
+    field comes from that block (its comments say what each does): no default here
+    can drift from it."""
 
     label_mapping: dict[str, list[str]]
-    lead: str | tuple[str, ...] = "MLII"
-    missing_lead: str = "skip"
-    target_fs: float = 360.0
-    samples_before: int = 108
-    samples_after: int = 180
-    baseline_windows_s: tuple[float, ...] = (0.2, 0.6)
-    bandpass: dict[str, Any] | None = None
-    local_rr_beats: int = 10
-    window_scaling: str = "none"
-    subtract_template: bool = True
-    non_beat_symbols: tuple[str, ...] = DEFAULT_NON_BEAT_SYMBOLS
-    unknown_symbol: str = "error"
+    lead: str | tuple[str, ...]
+    missing_lead: str
+    target_fs: float
+    samples_before: int
+    samples_after: int
+    baseline_windows_s: tuple[float, ...]
+    bandpass: dict[str, Any] | None
+    local_rr_beats: int
+    window_scaling: str
+    subtract_template: bool
+    non_beat_symbols: tuple[str, ...]
+    unknown_symbol: str
     lookup: dict[str, str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -100,6 +96,12 @@ class SegmentationParams:
         """Build from the YAML block; unknown keys are an error, not a silent no-op."""
         known = [f.name for f in cls.__dataclass_fields__.values() if f.init]
         check_known_keys(values, [*known, *RUN_KEYS], "ecg_autoencoder.ingestion")
+        missing = [name for name in known if name not in values]
+        if missing:
+            raise ValueError(
+                f"Parameter block 'ecg_autoencoder.ingestion' lacks {missing}; "
+                "conf/base/parameters_ecg_autoencoder.yml holds every key."
+            )
         # How the records are run, not how one is cut: read by segment_databases.
         values = {k: v for k, v in values.items() if k not in RUN_KEYS}
         for key in ("baseline_windows_s", "non_beat_symbols"):

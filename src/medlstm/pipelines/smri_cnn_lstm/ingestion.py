@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,22 +36,30 @@ GRADE_NAMES = tuple(sorted(GRADES, key=GRADES.get))  # index = label: ("LGG", "H
 
 @dataclass(frozen=True)
 class IngestionParams:
-    """The ``smri_cnn_lstm.ingestion`` parameters block."""
+    """The ``smri_cnn_lstm.ingestion`` parameters block. Every field comes from that
+    block in conf/base (its comments say what each does): no default here can drift
+    from it."""
 
-    modalities: tuple[str, ...] = ("t1", "t1ce", "t2", "flair")
-    modality_patterns: dict[str, list[str]] | None = None
-    depth: int = 32
-    size: tuple[int, int] = (64, 64)
-    missing_modality: str = "zeros"
-    on_error: str = "skip"
-    workers: int = 2
+    modalities: tuple[str, ...]
+    modality_patterns: dict[str, list[str]] | None
+    depth: int
+    size: tuple[int, int]
+    missing_modality: str
+    on_error: str
+    workers: int
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> IngestionParams:
         """Validate the block; errors name the offending key."""
         where = "smri_cnn_lstm.ingestion"
         check_known_keys(values, cls.__dataclass_fields__, where)
-        merged = {**asdict(cls()), **values}
+        missing = [name for name in cls.__dataclass_fields__ if name not in values]
+        if missing:
+            raise ValueError(
+                f"Parameter block '{where}' lacks {missing}; "
+                "conf/base/parameters_smri_cnn_lstm.yml holds every key."
+            )
+        merged = dict(values)
         params = cls(
             **{
                 **merged,
