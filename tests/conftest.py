@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,39 @@ def _cut_raw(minutes: float) -> Path:
     return raw
 
 
+@functools.cache
+def _empty_mlflow_store() -> Path:
+    """An empty MLflow SQLite store with all its tables, made once per test process.
+
+    MLflow creates and migrates a new store's tables on first use, which takes seconds
+    (tens of seconds on a loaded machine); every project copy starts from a copy of
+    this one instead, as if it had been made there (see :func:`_copy_mlflow_store`)."""
+    folder = Path(tempfile.mkdtemp(prefix="medlstm_mlflow_")).resolve()
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    with contextlib.chdir(folder):
+        mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder
+
+
+def _copy_mlflow_store(root: Path) -> None:
+    """``root/mlflow.db``: the empty store, its Default experiment's artifact folder
+    and times as MLflow makes them for a store created with ``root`` as the working
+    folder (``root/mlruns/0``, now)."""
+    template = _empty_mlflow_store()
+    shutil.copy2(template / "mlflow.db", root / "mlflow.db")
+    now = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(root / "mlflow.db")) as db, db:
+        (location,) = db.execute(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = 0"
+        ).fetchone()
+        assert location == str(template / "mlruns" / "0"), location
+        db.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+            "last_update_time = ? WHERE experiment_id = 0",
+            (str(root.resolve() / "mlruns" / "0"), now, now),
+        )
+
+
 def make_kedro_project(
     tmp_path: Path, excerpt_minutes: float | None = TEST_EXCERPT_MINUTES
 ) -> KedroProject:
@@ -109,6 +145,7 @@ def make_kedro_project(
     ECG excerpts are cut to ``excerpt_minutes`` per record (``None``: as shipped)."""
     root = tmp_path / "project"
     root.mkdir()
+    _copy_mlflow_store(root)
     # docs/experiments holds the DS2 score history the ECG summary reads.
     for item in ("conf", "src", "pyproject.toml", ".telemetry", "docs/experiments"):
         source = PROJECT_ROOT / item
