@@ -137,6 +137,12 @@ def copy_empty_mlflow_store(db: Path, default_artifacts: str) -> None:
         )
 
 
+def cut_raw(minutes: float = TEST_EXCERPT_MINUTES) -> Path:
+    """data/01_raw with the ECG excerpts cut to their first ``minutes`` per record: a
+    copy made once per test process, shared; read it, never change it."""
+    return _cut_raw(minutes)
+
+
 def make_kedro_project(
     tmp_path: Path, excerpt_minutes: float | None = TEST_EXCERPT_MINUTES
 ) -> KedroProject:
