@@ -113,7 +113,8 @@ def _empty_mlflow_store() -> Path:
     this one instead (:func:`copy_empty_mlflow_store`)."""
     folder = Path(tempfile.mkdtemp(prefix="medlstm_mlflow_")).resolve()
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    with contextlib.chdir(folder):
+    with pytest.MonkeyPatch.context() as mp:  # contextlib.chdir needs Python 3.11
+        mp.chdir(folder)
         mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
     return folder
 
