@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
+import sqlite3
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,46 @@ def _cut_raw(minutes: float) -> Path:
     return raw
 
 
+@functools.cache
+def _empty_mlflow_store() -> Path:
+    """An empty MLflow SQLite store with all its tables, made once per test process.
+
+    MLflow creates and migrates a new store's tables on first use, which takes seconds
+    (tens of seconds on a loaded machine); every project copy starts from a copy of
+    this one instead (:func:`copy_empty_mlflow_store`)."""
+    folder = Path(tempfile.mkdtemp(prefix="medlstm_mlflow_")).resolve()
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    with pytest.MonkeyPatch.context() as mp:  # contextlib.chdir needs Python 3.11
+        mp.chdir(folder)
+        mlflow.MlflowClient(f"sqlite:///{folder / 'mlflow.db'}").search_experiments()
+    return folder
+
+
+def copy_empty_mlflow_store(db: Path, default_artifacts: str) -> None:
+    """``db``: a copy of the empty store whose Default experiment keeps its artifacts at
+    ``default_artifacts``, with the times of now, as MLflow makes a new store there
+    (``<working folder>/mlruns/0`` embedded, ``mlflow-artifacts:/0`` for a server)."""
+    template = _empty_mlflow_store()
+    shutil.copy2(template / "mlflow.db", db)
+    now = int(time.time() * 1000)
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        (location,) = connection.execute(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = 0"
+        ).fetchone()
+        assert location == str(template / "mlruns" / "0"), location
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, "
+            "last_update_time = ? WHERE experiment_id = 0",
+            (default_artifacts, now, now),
+        )
+
+
+def cut_raw(minutes: float = TEST_EXCERPT_MINUTES) -> Path:
+    """data/01_raw with the ECG excerpts cut to their first ``minutes`` per record: a
+    copy made once per test process, shared; read it, never change it."""
+    return _cut_raw(minutes)
+
+
 def make_kedro_project(
     tmp_path: Path, excerpt_minutes: float | None = TEST_EXCERPT_MINUTES
 ) -> KedroProject:
@@ -109,6 +152,7 @@ def make_kedro_project(
     ECG excerpts are cut to ``excerpt_minutes`` per record (``None``: as shipped)."""
     root = tmp_path / "project"
     root.mkdir()
+    copy_empty_mlflow_store(root / "mlflow.db", str(root.resolve() / "mlruns" / "0"))
     # docs/experiments holds the DS2 score history the ECG summary reads.
     for item in ("conf", "src", "pyproject.toml", ".telemetry", "docs/experiments"):
         source = PROJECT_ROOT / item
@@ -144,17 +188,121 @@ def make_kedro_project(
     return KedroProject(root)
 
 
+def _enter(project: KedroProject, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work in ``project``: its folder, and its MLflow store for the env and mlflow."""
+    monkeypatch.chdir(project.root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
+    mlflow.set_tracking_uri(project.tracking_uri)
+
+
 @pytest.fixture
 def kedro_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[KedroProject]:
     """An isolated project copy whose MLflow store is an SQLite file in tmp_path."""
     project = make_kedro_project(tmp_path)
-    monkeypatch.chdir(project.root)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
-    mlflow.set_tracking_uri(project.tracking_uri)
+    _enter(project, monkeypatch)
     yield project
     _end_active_runs()
+
+
+def shared_project(
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    pipeline: str,
+    params: dict[str, Any],
+    runs: int = 1,
+) -> KedroProject:
+    """A project copy in which ``pipeline`` has run ``runs`` times with ``params``: for
+    a session-scoped fixture whose tests read what the runs left, so that the runs
+    serve them all."""
+    project = make_kedro_project(tmp_path_factory.mktemp(name))
+    with pytest.MonkeyPatch.context() as mp:
+        _enter(project, mp)
+        for _ in range(runs):
+            project.run_pipeline(pipeline, params=params)
+    return project
+
+
+def _inside(project: KedroProject, monkeypatch: pytest.MonkeyPatch):
+    _enter(project, monkeypatch)
+    yield project
+    _end_active_runs()
+
+
+# The small real pipeline, lstm_forecast on the shipped MIT-BIH excerpt, shrunk to two
+# epochs; its shared runs (`forecast_ran_once`, `forecast_ran_twice`) serve the tests
+# that only read what a run left.
+FORECAST_FAST = {"lstm_forecast.training.epochs": 2}
+
+
+@pytest.fixture(scope="session")
+def _forecast_once(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
+    return shared_project(
+        tmp_path_factory, "forecast_once", "lstm_forecast", FORECAST_FAST
+    )
+
+
+@pytest.fixture
+def forecast_ran_once(
+    _forecast_once: KedroProject, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KedroProject]:
+    """A project copy, shared by the session, in which ``lstm_forecast`` has run once
+    with ``FORECAST_FAST`` (its one MLflow run). Tests only read it."""
+    yield from _inside(_forecast_once, monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def _forecast_twice(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
+    return shared_project(
+        tmp_path_factory, "forecast_twice", "lstm_forecast", FORECAST_FAST, runs=2
+    )
+
+
+@pytest.fixture
+def forecast_ran_twice(
+    _forecast_twice: KedroProject, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KedroProject]:
+    """A project copy, shared by the session, in which ``lstm_forecast`` has run
+    twice with ``FORECAST_FAST`` (two MLflow runs, two model versions; the files on
+    disk are the second run's). Tests only read it."""
+    yield from _inside(_forecast_twice, monkeypatch)
+
+
+# One small ecg_autoencoder training run, shared (`ecg_trained_project`): one epoch per
+# model, a two-seed autoencoder ensemble as conf/full trains (the base run trains one
+# model), precision auto (bf16 where this CPU runs bf16 LSTMs and it pays, else fp32;
+# both are logged) and the issue's `--params alpha=2.0`.
+ECG_TRAINING_FAST = {
+    "alpha": 2.0,
+    "ecg_autoencoder": {
+        "autoencoder": {
+            "training": {"epochs": 1, "precision": "auto"},
+            "ensemble_seeds": [42, 7],
+        },
+        "cnn": {"training": {"epochs": 1}},
+        "rhythm": {"training": {"epochs": 1}},
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def _ecg_trained(tmp_path_factory: pytest.TempPathFactory) -> KedroProject:
+    return shared_project(
+        tmp_path_factory, "ecg_trained", "ecg_autoencoder", ECG_TRAINING_FAST
+    )
+
+
+@pytest.fixture
+def ecg_trained_project(
+    _ecg_trained: KedroProject, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[KedroProject]:
+    """A project copy, shared by the session, in which ``ecg_autoencoder`` has run
+    once with ``ECG_TRAINING_FAST`` (its one run in the ``ecg_autoencoder``
+    experiment, its model logged). Tests may add recordings under data/01_raw and run
+    ``ecg_autoencoder_inference`` there; they leave the training's outputs, its run
+    and its model as they are."""
+    yield from _inside(_ecg_trained, monkeypatch)
 
 
 def _bf16_skip_reason() -> str:

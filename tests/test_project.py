@@ -21,6 +21,7 @@ import mlflow
 import pytest
 
 from medlstm.pipeline_registry import PIPELINES, VARIANTS
+from tests.conftest import FORECAST_FAST, copy_empty_mlflow_store
 from tests.support.servers import (
     BIN,
     MLFLOW_SERVER_ENV,
@@ -32,7 +33,7 @@ from tests.support.servers import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_PIPELINE = "lstm_forecast"
-SMALL_PARAMS = {"lstm_forecast.training.epochs": 2}
+SMALL_PARAMS = FORECAST_FAST  # {"lstm_forecast.training.epochs": 2}
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +54,9 @@ def start_mlflow_server(
     started with the ``server_process`` fixture's ``start``; returns once /health
     answers."""
     store.mkdir(exist_ok=True)
+    if not (store / "mlflow.db").exists():
+        # A new store's tables, as the server would make them, without the wait.
+        copy_empty_mlflow_store(store / "mlflow.db", "mlflow-artifacts:/0")
     proc = start(
         mlflow_server_command(
             f"sqlite:///{store / 'mlflow.db'}",
@@ -152,8 +156,9 @@ def _metric_with(run: dict, fragment: str) -> str:
     return matches[0]
 
 
-def test_embedded_run_has_params_histories_reports_and_the_model(kedro_project):
-    kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+def test_embedded_run_has_params_histories_reports_and_the_model(forecast_ran_once):
+    # The session's shared run of SMALL_PIPELINE with FORECAST_FAST (= SMALL_PARAMS).
+    kedro_project = forecast_ran_once
     (run,) = kedro_project.runs(SMALL_PIPELINE)
     client = mlflow.MlflowClient(kedro_project.tracking_uri)
     assert run.data.params["lstm_forecast.training.epochs"] == "2"
@@ -178,9 +183,9 @@ def _walk(client: mlflow.MlflowClient, run_id: str, paths: list[str]) -> list[st
     return files
 
 
-def test_same_seed_same_metrics(kedro_project):
-    for _ in range(2):
-        kedro_project.run_pipeline(SMALL_PIPELINE, params=SMALL_PARAMS)
+def test_same_seed_same_metrics(forecast_ran_twice):
+    # The session's two shared runs of SMALL_PIPELINE with FORECAST_FAST (= SMALL_PARAMS).
+    kedro_project = forecast_ran_twice
     first, second = kedro_project.runs(SMALL_PIPELINE)
     metrics = {k: v for k, v in first.data.metrics.items() if "seconds" not in k}
     assert metrics, "no metrics logged"

@@ -190,11 +190,10 @@ def _inputs(run) -> dict[str, tuple[dict, dict, str]]:
 
 @pytest.mark.slow
 def test_forecast_runs_are_named_described_with_inputs_and_model_versions(
-    kedro_project,
+    forecast_ran_twice,
 ):
-    params = {"lstm_forecast.training.epochs": 1}
-    kedro_project.run_pipeline("lstm_forecast", params=params)
-    kedro_project.run_pipeline("lstm_forecast", params=params)
+    # The session's two shared runs of lstm_forecast (two epochs each).
+    kedro_project = forecast_ran_twice
     client = _client(kedro_project)
     second, first = kedro_project.runs("lstm_forecast")
     root = kedro_project.root
@@ -238,7 +237,6 @@ def test_forecast_runs_are_named_described_with_inputs_and_model_versions(
     assert versions[1].source.endswith("/lstm_forecaster.pt")
 
 
-@pytest.mark.slow
 def _exists(catalog, name: str) -> bool:
     """Whether a dataset has data; MLflow-only datasets (metrics history) need an
     active run to answer, and kedro viz previews none of them."""
@@ -250,7 +248,8 @@ def _exists(catalog, name: str) -> bool:
         return False
 
 
-def test_kedro_viz_previews_what_the_run_wrote(kedro_project):
+@pytest.mark.slow
+def test_kedro_viz_previews_what_the_run_wrote(forecast_ran_once):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
     from kedro_viz.models.flowchart.node_metadata import DataNodeMetadata
@@ -258,9 +257,7 @@ def test_kedro_viz_previews_what_the_run_wrote(kedro_project):
 
     from medlstm.pipeline_registry import register_pipelines
 
-    kedro_project.run_pipeline(
-        "lstm_forecast", params={"lstm_forecast.training.epochs": 1}
-    )
+    kedro_project = forecast_ran_once  # the session's shared run of lstm_forecast
     bootstrap_project(kedro_project.root)
     with KedroSession.create(project_path=kedro_project.root) as session:
         catalog = session.load_context().catalog
@@ -292,14 +289,10 @@ def test_kedro_viz_previews_what_the_run_wrote(kedro_project):
 
 @pytest.mark.slow
 def test_ecg_run_logs_its_tables_and_registers_every_model_and_the_pyfunc(
-    kedro_project,
+    ecg_trained_project,
 ):
-    fast = {
-        "ecg_autoencoder.autoencoder.training.epochs": 1,
-        "ecg_autoencoder.cnn.training.epochs": 1,
-        "ecg_autoencoder.rhythm.training.epochs": 1,
-    }
-    kedro_project.run_pipeline("ecg_autoencoder", params=fast)
+    # The session's shared ecg_autoencoder run (one epoch per model).
+    kedro_project = ecg_trained_project
     client = _client(kedro_project)
     (run,) = kedro_project.runs("ecg_autoencoder")
     root = kedro_project.root

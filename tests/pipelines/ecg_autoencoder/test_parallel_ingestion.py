@@ -26,16 +26,20 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
 from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
 )
+from tests.conftest import cut_raw
 
 RAW = Path(__file__).parents[3] / "data" / "01_raw"
 
 
 @pytest.fixture(scope="module")
 def excerpt():
-    """The shipped MIT-BIH and SVDB excerpts, read lazily as the catalog does."""
+    """Every record of the shipped MIT-BIH and SVDB excerpts, cut to their first
+    minute as for the end-to-end runs (still thousands of beats), read lazily as the
+    catalog does."""
+    raw = cut_raw()
     return (
-        WfdbRecordsDataset(path=str(RAW / "mitdb_excerpt"), lazy=True).load(),
-        WfdbRecordsDataset(path=str(RAW / "svdb_excerpt"), lazy=True).load(),
+        WfdbRecordsDataset(path=str(raw / "mitdb_excerpt"), lazy=True).load(),
+        WfdbRecordsDataset(path=str(raw / "svdb_excerpt"), lazy=True).load(),
     )
 
 

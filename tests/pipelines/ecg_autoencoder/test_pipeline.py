@@ -16,20 +16,6 @@ from medlstm.pipelines.ecg_autoencoder import create_pipeline
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-FAST = {
-    "alpha": 2.0,  # the issue's `--params alpha=2.0`
-    "ecg_autoencoder": {
-        # auto: bf16 where this CPU runs bf16 LSTMs, else fp32; both are logged. Two
-        # seeds, as conf/full trains them (the base run trains one model).
-        "autoencoder": {
-            "training": {"epochs": 1, "precision": "auto"},
-            "ensemble_seeds": [42, 7],
-        },
-        "cnn": {"training": {"epochs": 1}},
-        "rhythm": {"training": {"epochs": 1}},
-    },
-}
-
 
 def test_pipeline_variants():
     record = {n.name for n in create_pipeline("inference").nodes}
@@ -59,8 +45,10 @@ def test_pipeline_variants():
         create_pipeline("serve")
 
 
-def test_training_and_inference_end_to_end(kedro_project, base_params):
-    kedro_project.run_pipeline("ecg_autoencoder", params=FAST)
+def test_training_and_inference_end_to_end(ecg_trained_project, base_params):
+    # The session's shared run: `ecg_autoencoder` with tests.conftest.ECG_TRAINING_FAST
+    # (alpha=2.0, one epoch, a two-seed autoencoder ensemble, precision auto).
+    kedro_project = ecg_trained_project
     root = kedro_project.root
 
     (run,) = kedro_project.runs("ecg_autoencoder")

@@ -21,33 +21,20 @@ from scipy import signal as sps
 from wfdb.io.convert.edf import wfdb_to_edf
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
-from tests.conftest import make_kedro_project
 from tests.support.servers import BIN, ProcessGroups, free_port, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::UserWarning")]
 
-FAST = {
-    "ecg_autoencoder": {
-        "autoencoder": {"training": {"epochs": 1}, "ensemble_seeds": []},
-        "cnn": {"training": {"epochs": 1}},
-        "rhythm": {"training": {"epochs": 1}},
-    },
-}
 RECORD = "208"  # many V beats in its first minute
 # Under heavy CPU contention the server took 240 s to import its stack and load.
 SERVER_START_S = 480
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A project copy with a model trained (one epoch) and logged to its MLflow store."""
-    project = make_kedro_project(tmp_path_factory.mktemp("recording_e2e"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(project.root)
-        mp.setenv("MLFLOW_TRACKING_URI", project.tracking_uri)
-        mlflow.set_tracking_uri(project.tracking_uri)
-        project.run_pipeline("ecg_autoencoder", params=FAST)
-        yield project
+@pytest.fixture
+def trained(ecg_trained_project):
+    """The session's project copy with a model trained (one epoch) and logged to its
+    MLflow store (tests.conftest.ECG_TRAINING_FAST)."""
+    return ecg_trained_project
 
 
 def _new_recording(root: Path, kind: str) -> tuple[str, float | None, float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,8 +25,7 @@ from medlstm.pipelines.ecg_autoencoder.training import (
     train_cnn,
     training_scale,
 )
-
-RAW = Path(__file__).parents[3] / "data" / "01_raw"
+from tests.conftest import cut_raw
 
 
 @pytest.fixture
@@ -134,12 +132,14 @@ def test_sharded_tensor_dataset_batches_equal_the_tensor_dataset(shards):
 def test_training_on_shards_equals_training_in_memory(
     tmp_path, base_params, monkeypatch
 ):
-    """The shipped excerpts, windows spilled and saved as shards then read lazily:
-    the seeded CNN ends with the same weights and history as from the in-memory
-    windows, and its batches really came from the shards."""
+    """The shipped excerpts (every record, cut to its first minute as for the
+    end-to-end runs), windows spilled and saved as shards then read lazily: the seeded
+    CNN ends with the same weights and history as from the in-memory windows, and its
+    batches really came from the shards."""
     cfg = copy.deepcopy(base_params["ecg_autoencoder"])
+    raw = cut_raw()
     mitdb, svdb = (
-        WfdbRecordsDataset(path=str(RAW / f"{db}_excerpt"), lazy=True).load()
+        WfdbRecordsDataset(path=str(raw / f"{db}_excerpt"), lazy=True).load()
         for db in ("mitdb", "svdb")
     )
     # Spilled windows equal in-memory ones (test_parallel_ingestion).

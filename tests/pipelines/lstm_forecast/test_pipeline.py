@@ -98,9 +98,9 @@ def _read(path: str) -> str:
     not (PROJECT_ROOT / "data" / "01_raw" / "mitdb_excerpt").is_dir(),
     reason="needs the shipped MIT-BIH excerpt",
 )
-def test_mitdb_pipeline_end_to_end(kedro_project):
-    kedro_project.run_pipeline("lstm_forecast", params=FAST)
-
+def test_mitdb_pipeline_end_to_end(forecast_ran_once):
+    # The session's shared run: tests.conftest.FORECAST_FAST, two epochs.
+    kedro_project = forecast_ran_once
     (run,) = kedro_project.runs("lstm_forecast")
     assert run.info.status == "FINISHED"
     assert run.data.params["lstm_forecast.training.epochs"] == "2"
