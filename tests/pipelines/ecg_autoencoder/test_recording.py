@@ -501,3 +501,75 @@ def test_strip_png_has_the_expected_size(tmp_path, ectopic_at_s, panels):
     assert len(titles) == panels
     if panels == 2:
         assert "minute 3 (most ectopic beats), 20 S/V beats" in titles[1]
+
+
+# --- benchmark of a recording from file to report ---------------------------------
+
+
+@pytest.mark.slow
+def test_bench_recording_times_every_stage_and_writes_the_report(
+    tmp_path, monkeypatch, capsys, params
+):
+    import runpy
+    import sys
+
+    import torch
+
+    from medlstm.core.persistence import save_model
+    from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
+
+    root = Path(__file__).parents[3]
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    n_rr = len(params["features"]["rr_columns"])
+    save_model(
+        LSTMAutoencoderClassifier(
+            n_rr_features=n_rr,
+            hidden_size=8,
+            num_layers=1,
+            latent_size=4,
+            head_hidden=4,
+        ),
+        models / "ecg_lstm_autoencoder.pt",
+    )
+    inputs = {
+        "features": params["features"],
+        "sequence_length": 16,
+        "prediction_stride": 8,
+    }
+    save_model(
+        RhythmBiLSTM(
+            n_context=n_rr, channels=[4], hidden_size=4, head_hidden=4, inputs=inputs
+        ),
+        models / "ecg_rhythm_bilstm.pt",
+    )
+    script = root / "benchmarks" / "bench_recording.py"
+    out = tmp_path / "out"
+    argv = [
+        str(script),
+        f"--record={EXCERPT / '100'}",
+        f"--models={models}",
+        f"--out={out}",
+        "--repeat=1",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine")
+    first = next(i for i, line in enumerate(lines) if line.startswith("stage "))
+    stages = {line[:26].strip(): line[26:].split() for line in lines[first + 1 :]}
+    assert {"read the file", "of which detection", "classify", "total"} <= set(stages)
+    assert float(stages["total"][0]) >= float(stages["classify"][0]) > 0
+    table = pd.read_csv(out / "ecg_inference_predictions.csv")
+    assert f"10.0 min, {len(table)} beats" in lines and len(table) > 500
+    assert (out / "ecg_inference_strip.png").stat().st_size > 0
+    assert "Record 100" in (out / "ecg_inference_summary.md").read_text()
+
+    missing = tmp_path / "none"
+    monkeypatch.setattr(sys, "argv", [str(script), f"--models={missing}"])
+    with pytest.raises(
+        SystemExit, match="ecg_lstm_autoencoder.pt: model file not found"
+    ):
+        runpy.run_path(str(script), run_name="__main__")
