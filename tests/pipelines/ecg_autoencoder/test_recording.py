@@ -503,6 +503,37 @@ def test_strip_png_has_the_expected_size(tmp_path, ectopic_at_s, panels):
         assert "minute 3 (most ectopic beats), 20 S/V beats" in titles[1]
 
 
+@pytest.mark.parametrize("scale", [1.0, 2000.0])  # mV, or raw ADC units in a CSV
+def test_strip_rows_their_labels_and_titles_neither_overlap_nor_leave_the_figure(
+    scale,
+):
+    fs = 200.0
+    t = np.arange(int(150 * fs)) / fs
+    x = scale * (np.sin(2 * np.pi * t) ** 15 - 0.2)
+    rec = recording._record("r", fs, {"MLII": x}, "r.csv")
+    beat_t = np.arange(0.25, 149, 1.0)
+    table = pd.DataFrame(
+        {
+            "record": "r",
+            "time_s": beat_t,
+            "sample": (beat_t * fs).astype(int),
+            "class": np.where(beat_t > 120, "V", "N"),
+            "noise": False,
+        }
+    )
+    fig = strip_figure({"r": rec}, table, {"records": {"r": {"lead": "MLII"}}})
+    renderer = fig.canvas.get_renderer()
+    figure = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    for box in boxes:
+        assert figure.x0 <= box.x0 and box.x1 <= figure.x1 + 1
+        assert figure.y0 <= box.y0 and box.y1 <= figure.y1
+    for upper, lower in zip(boxes[:-1], boxes[1:], strict=True):
+        assert lower.y1 < upper.y0  # rows top to bottom, apart
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.y0 > boxes[0].y1 - 1
+
+
 # --- benchmark of a recording from file to report ---------------------------------
 
 
