@@ -15,7 +15,7 @@ runs (detection, inside segmentation, on its own line) and the total.
 Usage (from the project root, after a training run)::
 
     python benchmarks/bench_recording.py [--record ../shared/data/mitdb/208]
-        [--models data/06_models] [--repeat 3] [--out DIR] [--env base]
+        [--models data/06_models] [--repeat 3] [--out DIR] [--env base] [--threads 1]
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from medlstm.core.machine import machine_line  # noqa: E402
 from medlstm.core.params import project_config  # noqa: E402
 from medlstm.core.persistence import load_model  # noqa: E402
+from medlstm.core.threads import limit_threads  # noqa: E402
 from medlstm.pipelines.ecg_autoencoder import recording  # noqa: E402
 from medlstm.pipelines.ecg_autoencoder.inference import (  # noqa: E402
     classifier_input,
@@ -153,8 +154,16 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", help="folder for the outputs (default: a temporary)")
     parser.add_argument("--env", default="base", help="Kedro config environment")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch and BLAS threads (default: torch's, one per core); on cores "
+        "shared with other jobs 1 is far faster (docs/ecg_autoencoder.md, Speed)",
+    )
     args = parser.parse_args()
 
+    if args.threads:
+        limit_threads(args.threads)
     print(machine_line())
     params, catalog = project_config(ROOT, args.env)
     paths = model_paths(Path(args.models), catalog)
