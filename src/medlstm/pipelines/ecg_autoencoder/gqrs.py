@@ -11,8 +11,8 @@ can only lower the peak threshold, which is applied in bulk.
 The result equals wfdb's sample for sample, including its quirks (the learning
 phase that ends at once because ``sample_valid`` starts False; the last second read
 from the stale end of the 32768-sample ring buffer; the last beats marked at the
-peak, not 2 dt before it); the tests compare the two on MIT-BIH excerpts. Signals
-under ~2 s go to wfdb itself.
+peak, not 2 dt before it); the tests compare the two on MIT-BIH and SVDB excerpts,
+a whole record and noise. Signals under ~2 s go to wfdb itself.
 
 Derived from wfdb-python 4.3.1 (`wfdb/processing/qrs.py`, MIT licence), itself a
 port of gqrs.c by George B. Moody (WFDB, GPL).
