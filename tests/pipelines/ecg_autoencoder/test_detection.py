@@ -27,6 +27,8 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     refine_peaks,
     segment_detected_record,
     small_beats,
+    window_bounds,
+    window_kurtosis,
 )
 from medlstm.pipelines.ecg_autoencoder.ingestion import (
     segment_databases,
@@ -192,6 +194,18 @@ needs_noise = pytest.mark.skipif(
     or not (SHARED / "mitdb" / "100.hea").is_file(),
     reason="needs ../shared/data/mitdb and nstdb_noise",
 )
+
+
+@pytest.mark.parametrize("seconds", [60.0, 64.5, 7.0])
+def test_window_kurtosis_equals_scipy_per_window(seconds):
+    from scipy import stats
+
+    x = read_wfdb_record(EXCERPT / "203").signals["MLII"][: int(seconds * 360)]
+    edges = window_bounds(len(x), 360.0, 10.0)
+    expected = [
+        stats.kurtosis(x[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    np.testing.assert_allclose(window_kurtosis(x, edges), expected, rtol=1e-12)
 
 
 def test_quality_check_leaves_clean_records_readable(params):

@@ -501,3 +501,106 @@ def test_strip_png_has_the_expected_size(tmp_path, ectopic_at_s, panels):
     assert len(titles) == panels
     if panels == 2:
         assert "minute 3 (most ectopic beats), 20 S/V beats" in titles[1]
+
+
+@pytest.mark.parametrize("scale", [1.0, 2000.0])  # mV, or raw ADC units in a CSV
+def test_strip_rows_their_labels_and_titles_neither_overlap_nor_leave_the_figure(
+    scale,
+):
+    fs = 200.0
+    t = np.arange(int(150 * fs)) / fs
+    x = scale * (np.sin(2 * np.pi * t) ** 15 - 0.2)
+    rec = recording._record("r", fs, {"MLII": x}, "r.csv")
+    beat_t = np.arange(0.25, 149, 1.0)
+    table = pd.DataFrame(
+        {
+            "record": "r",
+            "time_s": beat_t,
+            "sample": (beat_t * fs).astype(int),
+            "class": np.where(beat_t > 120, "V", "N"),
+            "noise": False,
+        }
+    )
+    fig = strip_figure({"r": rec}, table, {"records": {"r": {"lead": "MLII"}}})
+    renderer = fig.canvas.get_renderer()
+    figure = fig.bbox
+    boxes = [ax.get_tightbbox(renderer) for ax in fig.axes]
+    for box in boxes:
+        assert figure.x0 <= box.x0 and box.x1 <= figure.x1 + 1
+        assert figure.y0 <= box.y0 and box.y1 <= figure.y1
+    for upper, lower in zip(boxes[:-1], boxes[1:], strict=True):
+        assert lower.y1 < upper.y0  # rows top to bottom, apart
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.y0 > boxes[0].y1 - 1
+
+
+# --- benchmark of a recording from file to report ---------------------------------
+
+
+@pytest.mark.slow
+def test_bench_recording_times_every_stage_and_writes_the_report(
+    tmp_path, monkeypatch, capsys, params
+):
+    import runpy
+    import sys
+
+    import torch
+
+    from medlstm.core.persistence import save_model
+    from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
+    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
+
+    root = Path(__file__).parents[3]
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.manual_seed(0)
+    n_rr = len(params["features"]["rr_columns"])
+    save_model(
+        LSTMAutoencoderClassifier(
+            n_rr_features=n_rr,
+            hidden_size=8,
+            num_layers=1,
+            latent_size=4,
+            head_hidden=4,
+        ),
+        models / "ecg_lstm_autoencoder.pt",
+    )
+    inputs = {
+        "features": params["features"],
+        "sequence_length": 16,
+        "prediction_stride": 8,
+    }
+    save_model(
+        RhythmBiLSTM(
+            n_context=n_rr, channels=[4], hidden_size=4, head_hidden=4, inputs=inputs
+        ),
+        models / "ecg_rhythm_bilstm.pt",
+    )
+    script = root / "benchmarks" / "bench_recording.py"
+    out = tmp_path / "out"
+    argv = [
+        str(script),
+        f"--record={EXCERPT / '100'}",
+        f"--models={models}",
+        f"--out={out}",
+        "--repeat=1",
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    runpy.run_path(str(script), run_name="__main__")
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("machine")
+    first = next(i for i, line in enumerate(lines) if line.startswith("stage "))
+    stages = {line[:26].strip(): line[26:].split() for line in lines[first + 1 :]}
+    assert {"read the file", "of which detection", "classify", "total"} <= set(stages)
+    assert float(stages["total"][0]) >= float(stages["classify"][0]) > 0
+    table = pd.read_csv(out / "ecg_inference_predictions.csv")
+    assert f"10.0 min, {len(table)} beats" in lines and len(table) > 500
+    assert (out / "ecg_inference_strip.png").stat().st_size > 0
+    assert "Record 100" in (out / "ecg_inference_summary.md").read_text()
+
+    missing = tmp_path / "none"
+    monkeypatch.setattr(sys, "argv", [str(script), f"--models={missing}"])
+    with pytest.raises(
+        SystemExit, match="ecg_lstm_autoencoder.pt: model file not found"
+    ):
+        runpy.run_path(str(script), run_name="__main__")

@@ -33,6 +33,7 @@ from scipy import ndimage, signal, stats
 
 from medlstm.core.params import check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
+from medlstm.pipelines.ecg_autoencoder import gqrs
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
     EC57_TOLERANCE_S,
     match_beats,
@@ -221,9 +222,8 @@ def _resample(x: np.ndarray, fs: float, target: float) -> np.ndarray:
 def _run_detector(x: np.ndarray, fs: float, method: str) -> np.ndarray:
     """Sample indices of the QRS complexes the library's detector finds in ``x``."""
     if method == "gqrs":
-        from wfdb.processing import gqrs_detect
-
-        found = gqrs_detect(sig=x, fs=fs)
+        # wfdb's gqrs, its filters vectorised: the same detections, ~10x faster.
+        found = gqrs.gqrs_detect(x, fs)
     elif method == "xqrs":
         from wfdb.processing import XQRS
 
@@ -397,6 +397,22 @@ def window_bounds(n: int, fs: float, window_s: float) -> np.ndarray:
     return edges
 
 
+def window_kurtosis(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Excess kurtosis of ``x`` in each window ``edges[i]:edges[i + 1]`` (as
+    `window_bounds` makes them: equal widths, the last taking the remainder).
+
+    One `scipy.stats.kurtosis` call over the equal windows as rows: called per
+    window, its input checks cost more than the arithmetic (0.1 s a record).
+    """
+    width = int(edges[1] - edges[0])
+    full = len(edges) - 2  # windows before the last, all ``width`` long
+    kurt = np.empty(len(edges) - 1)
+    if full:
+        kurt[:full] = stats.kurtosis(x[: full * width].reshape(full, width), axis=1)
+    kurt[full] = stats.kurtosis(x[edges[-2] : edges[-1]])
+    return kurt
+
+
 def window_quality(
     filled: np.ndarray,
     fs: float,
@@ -423,10 +439,7 @@ def window_quality(
     n_matched = count(primary[matched_of_primary >= 0])
     total = n_primary + n_second
     agreement = np.where(total > 0, 2 * n_matched / np.maximum(total, 1), 1.0)
-    wide = _bandpass(filled, fs, KURTOSIS_BAND_HZ)
-    kurt = np.array(
-        [stats.kurtosis(wide[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    )
+    kurt = window_kurtosis(_bandpass(filled, fs, KURTOSIS_BAND_HZ), edges)
     noisy = (agreement < p.min_agreement) | (
         (agreement < p.suspect_agreement) & (kurt < p.suspect_max_kurtosis)
     )

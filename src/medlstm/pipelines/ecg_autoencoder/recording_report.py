@@ -266,5 +266,30 @@ def strip_figure(
         fontsize=8,
         frameon=False,
     )
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.25 / fig.get_figheight()))
+    _strip_margins(fig, n_rows)
     return fig
+
+
+# Margins of the strip in inches: tick labels at 7 pt, titles at 9 pt, the legend
+# above the rows. Fixed rather than tight_layout, which draws every row's ticks once
+# more to measure them (half the figure's time for a 30-minute recording).
+STRIP_MARGINS_IN = {
+    "left": 0.45,
+    "right": 0.25,
+    "top": 0.5,
+    "bottom": 0.45,
+    "gap": 0.45,
+}
+
+
+def _strip_margins(fig: plt.Figure, n_rows: int) -> None:
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    m = STRIP_MARGINS_IN
+    row = (height - m["top"] - m["bottom"] - (n_rows - 1) * m["gap"]) / n_rows
+    fig.subplots_adjust(
+        left=m["left"] / width,
+        right=1 - m["right"] / width,
+        top=1 - m["top"] / height,
+        bottom=m["bottom"] / height,
+        hspace=m["gap"] / row,
+    )
