@@ -16,7 +16,6 @@ matplotlib.use("Agg")  # pipelines run headless; the catalog writes the PNGs
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from medlstm.core.reporting import markdown_table  # noqa: E402
 
@@ -106,6 +105,8 @@ def _ratio(num: float, den: float) -> float:
 
 
 def _roc_auc(true: np.ndarray, score: np.ndarray, k: int) -> float | None:
+    from sklearn.metrics import roc_auc_score  # scikit-learn's import costs seconds
+
     present = np.unique(true)
     if present.size < 2:
         return None  # undefined with a single class in the test set

@@ -157,7 +157,7 @@ def test_refinement_moves_detections_onto_the_reference_peak(params):
     ref = reference_beats(record, params)
     ref = ref[(ref > 50) & (ref < record.n_samples - 50)]
     shifted = ref + np.where(np.arange(len(ref)) % 2, 7, -7)  # ~20 ms off
-    p = DetectionParams()
+    p = DetectionParams.from_dict(params["detection"])
     refined = refine_peaks(
         record.signals["MLII"], record.fs, shifted, p.refine_window_s, p.refine_band_hz
     )
@@ -277,11 +277,12 @@ def test_an_unconfirmed_beat_far_smaller_than_the_record_s_is_dropped():
     assert not small_beats(samples, agreed, band, fs, 0.0).any()
 
 
-def test_detection_defaults_are_the_shipped_parameters(params):
-    shipped = DetectionParams.from_dict(params["detection"])
-    # detector_fs: the class keeps the input's rate (None); the YAML trades it for
-    # speed (120 Hz). Every other default, the quality check's included, is shipped.
-    assert shipped == DetectionParams(beats=shipped.beats, detector_fs=120.0)
+def test_a_detection_block_without_a_key_is_an_error_naming_it(params):
+    shipped = dict(params["detection"])
+    assert DetectionParams.from_dict(shipped).detector_fs == 120.0
+    del shipped["min_agreement"]
+    with pytest.raises(ValueError, match=r"lacks \['min_agreement'\]"):
+        DetectionParams.from_dict(shipped)
 
 
 def test_flat_signal_gives_an_empty_result_with_a_warning(params):
@@ -327,9 +328,9 @@ def test_unknown_or_bad_parameters_are_refused(params):
     ):
         detect_beats(np.zeros(3600), 360.0, {**params["detection"], "typo": 1})
     with pytest.raises(ValueError, match="method"):
-        DetectionParams.from_dict({"method": "magic"})
+        DetectionParams.from_dict({**params["detection"], "method": "magic"})
     with pytest.raises(ValueError, match="beats"):
-        DetectionParams.from_dict({"beats": "both"})
+        DetectionParams.from_dict({**params["detection"], "beats": "both"})
 
 
 # --- beats: detected in segmentation ------------------------------------------------

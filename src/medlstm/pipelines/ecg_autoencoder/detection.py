@@ -35,7 +35,6 @@ from medlstm.core.params import check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder import gqrs
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
-    EC57_TOLERANCE_S,
     match_beats,
 )
 from medlstm.pipelines.ecg_autoencoder.preprocessing import (
@@ -64,30 +63,32 @@ KURTOSIS_BAND_HZ = (0.5, 40.0)
 
 @dataclass(frozen=True)
 class DetectionParams:
-    """The ``ecg_autoencoder.detection`` block, validated (see its comments)."""
+    """The ``ecg_autoencoder.detection`` block, validated. Every field comes from that
+    block in conf/base (its comments say what each does): no default here can drift
+    from it."""
 
-    beats: str = "reference"
-    method: str = "gqrs"
-    detector_fs: float | None = None
-    min_fs: float = 100.0
-    min_duration_s: float = 5.0
-    refine_window_s: float = 0.03
-    refine_band_hz: tuple[float, float] = (5.0, 25.0)
-    min_rr_s: float = 0.2
-    twave_window_s: float = 0.36
-    twave_slope_ratio: float = 0.5
-    noise_window_s: float = 1.0
-    flat_ptp_mv: float = 0.02
-    artefact_ptp_ratio: float = 6.0
-    quality_detector: str | None = "sleepecg"
-    quality_window_s: float = 10.0
-    agreement_tolerance_s: float = 0.1
-    min_agreement: float = 0.5
-    suspect_agreement: float = 0.9
-    suspect_max_kurtosis: float = 6.0
-    extra_beat_span: float = 1.2
-    small_beat_ratio: float = 0.25
-    match_tolerance_s: float = EC57_TOLERANCE_S
+    beats: str
+    method: str
+    detector_fs: float | None
+    min_fs: float
+    min_duration_s: float
+    refine_window_s: float
+    refine_band_hz: tuple[float, float]
+    min_rr_s: float
+    twave_window_s: float
+    twave_slope_ratio: float
+    noise_window_s: float
+    flat_ptp_mv: float
+    artefact_ptp_ratio: float
+    quality_detector: str | None
+    quality_window_s: float
+    agreement_tolerance_s: float
+    min_agreement: float
+    suspect_agreement: float
+    suspect_max_kurtosis: float
+    extra_beat_span: float
+    small_beat_ratio: float
+    match_tolerance_s: float
 
     def __post_init__(self) -> None:
         choices = {
@@ -156,9 +157,16 @@ class DetectionParams:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> DetectionParams:
-        """Build from the YAML block; unknown keys are an error."""
+        """Build from the YAML block; an unknown or a missing key is an error."""
         values = {} if values is None else values
-        check_known_keys(values, (f.name for f in fields(cls)), WHERE)
+        names = [f.name for f in fields(cls)]
+        check_known_keys(values, names, WHERE)
+        missing = [name for name in names if name not in values]
+        if missing:
+            raise ValueError(
+                f"Parameter block '{WHERE}' lacks {missing}; "
+                "conf/base/parameters_ecg_autoencoder.yml holds every key."
+            )
         values = dict(values)
         if "refine_band_hz" in values:
             band = values["refine_band_hz"]

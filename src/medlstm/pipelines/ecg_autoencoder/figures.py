@@ -7,7 +7,6 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from medlstm.models.ecg_autoencoder import (
     LSTMAutoencoderClassifier,
@@ -74,6 +73,8 @@ def latent_projection_figure(
     latent: pd.DataFrame, params: dict[str, Any]
 ) -> plt.Figure:
     """PCA of the test beats' latent vectors onto 2-D, coloured by class."""
+    from sklearn.decomposition import PCA  # scikit-learn's import costs seconds
+
     z_cols = [c for c in latent.columns if c.startswith("z_")]
     max_points = int(params.get("projection_max_points", 20000))
     rng = np.random.default_rng(int(params.get("seed", 0)))
