@@ -16,7 +16,8 @@ Usage (from the project root, after the training run)::
 
     python benchmarks/bench_other_leads.py [--env full] [--lead second|V1|ECG2]
         [--split test|val] [--databases mitdb,svdb] [--models rhythm,autoencoder,cnn]
-        [--detected] [--threads 1] [--out scores.csv] [--root PROJECT]
+        [--detected] [--threads 1] [--out scores.csv] [--predictions DIR]
+        [--root PROJECT]
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ def segment_on_lead(
     reference table to score them against."""
     prefix = "svdb_" if database == "svdb" else ""
     parts, leads, detected, truth = [], {}, [], []
+    counts = dict.fromkeys(
+        ("detected_beats", "detected_unmatched", "reference_missed"), 0
+    )
     for rid in ids:
         record = read_wfdb_record(folder / rid)
         record = replace(record, record_id=prefix + rid)
@@ -99,9 +103,11 @@ def segment_on_lead(
             on_lead = replace(p, lead=pick_lead(record, p, which))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                d_beats, d_windows, _ = segment_detected_record(
+                d_beats, d_windows, report = segment_detected_record(
                     record, on_lead, detection, keep_unmatched=True
                 )
+            for key in counts:
+                counts[key] += report.get(key, 0)
             d_beats.insert(1, "database", database)
             detected.append((d_beats, d_windows))
             truth.append(reference_table(record, p))
@@ -110,6 +116,7 @@ def segment_on_lead(
         "detected": _joined(detected) if detection is not None else None,
         "truth": pd.concat(truth, ignore_index=True) if truth else None,
         "leads": leads,
+        "detection": counts if detection is not None else None,
     }
 
 
@@ -182,6 +189,10 @@ def main() -> None:
     parser.add_argument("--detected", action="store_true", help="also detected beats")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--out", type=Path, default=None, help="CSV of the scores")
+    parser.add_argument(
+        "--predictions", type=Path, default=None,
+        help="folder for every reference beat's predictions (model_database_lead.csv)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.threads:
         limit_threads(args.threads)
@@ -224,6 +235,11 @@ def main() -> None:
             + ", ".join(f"{rid} {lead}" for rid, lead in used.items()),
             flush=True,
         )
+        for which in ("training", args.lead):
+            if data[database, which]["detection"]:
+                print(
+                    f"  detector on the {which} lead: {data[database, which]['detection']}"
+                )
 
     rows = []
     for name in args.models.split(","):
@@ -233,6 +249,12 @@ def main() -> None:
             if part["reference"] is None:
                 continue
             beats, windows = part["reference"]
+            predictions = score(beats, windows)
+            if args.predictions:
+                args.predictions.mkdir(parents=True, exist_ok=True)
+                predictions.to_csv(
+                    args.predictions / f"{name}_{database}_{which}.csv", index=False
+                )
             rows.append(
                 {
                     "model": name,
@@ -240,7 +262,7 @@ def main() -> None:
                     "lead": which,
                     "beats_from": "reference",
                 }
-                | scores_of(score(beats, windows), ecg)
+                | scores_of(predictions, ecg)
             )
             if part["detected"] is not None:
                 d_beats, d_windows = part["detected"]
