@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -166,6 +166,47 @@ def segment_record(
     counts["labelled_beats"] = len(idx)
     columns = {"symbol": record.ann_symbols[idx], "label": labels}
     return segment_beats(record, lead, record.ann_samples[idx], columns, p, counts)
+
+
+def pick_lead(
+    record: WfdbRecord, p: SegmentationParams, which: str = "training"
+) -> str | None:
+    """The lead of ``record`` to cut, by name.
+
+    Args:
+        record: The record (its leads in header order).
+        p: The segmentation parameters: ``p.leads`` are the training lead names.
+        which: ``training``: the first of ``p.leads`` the record has (`choose_lead`,
+            with ``p.missing_lead``); ``second``: the record's first lead, in header
+            order, other than that one (MIT-BIH's V1, V2, V4 or V5; SVDB's ECG2);
+            any other value: the lead of that name.
+
+    Returns:
+        The lead's name, or None when the record has no such lead (no second lead,
+        or no training lead to tell the second one from).
+    """
+    training = choose_lead(record, p.leads, p.missing_lead)
+    if which == "training":
+        return training
+    if which == "second":
+        if training is None:
+            return None
+        return next((name for name in record.signals if name != training), None)
+    return which if which in record.signals else None
+
+
+def segment_record_on(
+    record: WfdbRecord, p: SegmentationParams, which: str = "training"
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """`segment_record` on the lead `pick_lead` chooses (``training``, ``second`` or
+    a lead name): the same windows and RR features, cut from another lead. A record
+    without that lead keeps no beats; its report says why (``skipped``)."""
+    lead = pick_lead(record, p, which)
+    if lead is None:
+        report = {"source": record.source, "fs": record.fs, "lead": None}
+        report["skipped"] = f"no {which} lead (leads {list(record.signals)})"
+        return empty_beats(), np.empty((0, p.window), np.float32), report
+    return segment_record(record, replace(p, lead=lead))
 
 
 def segment_beats(
