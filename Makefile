@@ -27,7 +27,7 @@ run: install  ## install, then the main job on the data the repo ships
 	$(BIN)/kedro run --pipeline=ecg_autoencoder
 
 test: install  ## the whole test suite
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -42,16 +42,16 @@ from medlstm.datasets.wfdb_records import read_wfdb_record
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.beat_matching import score_detected_beats
 from medlstm.pipelines.ecg_autoencoder.detection import segment_detected_record
-from medlstm.pipelines.ecg_autoencoder.modelling import (
-    predict_beats,
-    prediction_table,
-)
 from medlstm.pipelines.ecg_autoencoder.reporting import evaluate
 from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
 from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
     pick_lead,
     segment_record_on,
+)
+from medlstm.pipelines.ecg_autoencoder.training import (
+    predict_beats,
+    prediction_table,
 )
 
 CATALOG = {"mitdb": "ecg_raw_records", "svdb": "ecg_svdb_records"}

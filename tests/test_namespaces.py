@@ -28,7 +28,7 @@ GROUPED = {
         lambda: forecast_pipeline(source="csv"),
         ("ingestion", "training", "evaluation"),
     ),
-    "lstm_scratch": (scratch_pipeline, ("data", "training", "evaluation")),
+    "lstm_scratch": (scratch_pipeline, ("ingestion", "training", "evaluation")),
     "brain_tumor_bilstm": (brain_pipeline, BRAIN_GROUPS),
 }
 
