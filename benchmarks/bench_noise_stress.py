@@ -22,7 +22,7 @@ Prints the machine line, then one row per noise and SNR (``clean``: no noise add
 Usage (from the project root)::
 
     python benchmarks/bench_noise_stress.py [--records 100,103] [--noise em,ma,bw]
-        [--snr 24,18,12,6,0,-6] [--minutes 30] [--models auto|none|autoencoder,cnn]
+        [--snr 24,18,12,6,0,-6] [--minutes 30] [--models auto|none|rhythm,autoencoder,cnn]
         [--env base] [--workers 2] [--learning-s 300] [--stretch-s 120]
         [--calibration nst|added] [--detection-param KEY=VALUE ...]
 """
@@ -68,14 +68,18 @@ from medlstm.pipelines.ecg_autoencoder.segmentation import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"autoencoder": "ecg_autoencoder_model", "cnn": "ecg_cnn_model"}
+MODELS = {
+    "rhythm": "ecg_rhythm_model",
+    "autoencoder": "ecg_autoencoder_model",
+    "cnn": "ecg_cnn_model",
+}
 CLEAN = "clean"
 
 
 def model_files(root: Path, catalog: dict[str, Any], models: str) -> dict[str, Path]:
     """The model files to classify with: ``none``; ``auto`` (those of the catalog's
-    ``ecg_autoencoder_model`` and ``ecg_cnn_model`` that exist); or named ones, which
-    must exist."""
+    ``ecg_rhythm_model``, ``ecg_autoencoder_model`` and ``ecg_cnn_model`` that exist);
+    or named ones, which must exist."""
     if models == "none":
         return {}
     names = list(MODELS) if models == "auto" else models.split(",")
@@ -199,8 +203,12 @@ def stress_one(task: dict[str, Any]) -> dict[str, Any]:
                 "label": labels[ref_kept],
             }
         ).astype({"sample": np.int64})
-        out["beats"] = beats[keep].reset_index(drop=True)
-        out["windows"] = windows[keep]
+        # Every beat in its order: the rhythm model reads each among its neighbours,
+        # noise-flagged ones included, as the inference pipeline does; only the kept
+        # beats are scored.
+        out["beats"] = beats
+        out["windows"] = windows
+        out["keep"] = keep
         out["truth"] = truth
         out["target_fs"] = p.target_fs
     return out
@@ -222,11 +230,19 @@ def classify_rows(
     rows: list[dict[str, Any]], models: dict[str, Any], ecg: dict[str, Any]
 ) -> dict[str, dict[str, float]]:
     """Per model: S and V Se/+P on the kept beats and false S and V calls per hour."""
-    from medlstm.pipelines.ecg_autoencoder.training import predict_beats
+    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
+    from medlstm.pipelines.ecg_autoencoder.rhythm import rhythm_probabilities
+    from medlstm.pipelines.ecg_autoencoder.training import (
+        predict_beats,
+        prediction_table,
+    )
 
     classes = list(ecg["ingestion"]["label_mapping"])
-    beats = pd.concat([r["beats"] for r in rows], ignore_index=True)
-    windows = np.concatenate([r["windows"] for r in rows])
+    every_beat = pd.concat([r["beats"] for r in rows], ignore_index=True)
+    every_window = np.concatenate([r["windows"] for r in rows])
+    keep = np.concatenate([r["keep"] for r in rows])
+    beats = every_beat[keep].reset_index(drop=True)
+    windows = every_window[keep]
     truth = pd.concat([r["truth"] for r in rows], ignore_index=True)
     hours = sum(r["readable_scored_h"] for r in rows)
     fs = rows[0]["target_fs"]
@@ -236,9 +252,13 @@ def classify_rows(
         if beats.empty:
             out[name] = {}
             continue
-        predictions, _, _ = predict_beats(
-            model, beats, windows, ecg["features"], classes
-        )
+        if isinstance(model, RhythmBiLSTM):
+            probs = rhythm_probabilities(model, every_beat, every_window)[keep]
+            predictions = prediction_table(beats, probs, classes)
+        else:
+            predictions, _, _ = predict_beats(
+                model, beats, windows, ecg["features"], classes
+            )
         scores = score_detected_beats(
             predictions[["record", "sample", "predicted"]], truth, classes, fs, tol
         )
@@ -312,7 +332,7 @@ def main() -> None:
         "samples added (added: the stretches reach the nominal SNR)",
     )
     parser.add_argument(
-        "--models", default="auto", help="auto | none | autoencoder,cnn"
+        "--models", default="auto", help="auto | none | rhythm,autoencoder,cnn"
     )
     parser.add_argument(
         "--detection-param",

@@ -193,6 +193,7 @@ def test_bench_noise_stress_classifies_with_models_when_present(
 
     from medlstm.core.persistence import save_model
     from medlstm.models.cnn1d import CNN1DClassifier
+    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 
     shutil.copytree(
         ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local")
@@ -205,6 +206,25 @@ def test_bench_noise_stress_classifies_with_models_when_present(
     save_model(
         CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
         models / "ecg_cnn1d.pt",
+    )
+    window = (
+        params["ingestion"]["samples_before"] + params["ingestion"]["samples_after"]
+    )
+    inputs = {
+        "features": dict(params["features"]),
+        "sequence_length": 16,
+        "prediction_stride": 8,
+    }
+    save_model(
+        RhythmBiLSTM(
+            seq_len=window,
+            n_context=n_rr,
+            channels=[4],
+            hidden_size=4,
+            head_hidden=4,
+            inputs=inputs,
+        ),
+        models / "ecg_rhythm_bilstm.pt",
     )
     script = ROOT / "benchmarks" / "bench_noise_stress.py"
     argv = [
@@ -221,13 +241,16 @@ def test_bench_noise_stress_classifies_with_models_when_present(
     monkeypatch.setattr(sys, "argv", argv)
     runpy.run_path(str(script), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    assert "models: cnn" in next(line for line in lines if "records (100)" in line)
+    described = next(line for line in lines if "records (100)" in line)
+    assert "models: rhythm, cnn" in described
     header = next(line for line in lines if line.split()[:2] == ["noise", "SNR"])
-    assert "cn fV/h" in header and "au S Se" not in header  # no autoencoder file
+    assert "rh fV/h" in header and "cn fV/h" in header
+    assert "au S Se" not in header  # no autoencoder file
     rows = [line.split() for line in lines if line.split()[:1] in (["clean"], ["em"])]
     assert [r[:2] for r in rows] == [["clean", "clean"], ["em", "0"]]
-    # Seven detection columns, "|", then S Se, S +P, V Se, V +P, false S/h, false V/h.
-    assert all(len(r) == 2 + 7 + 1 + 6 and r[9] == "|" for r in rows)
+    # Seven detection columns, then per model "|", S Se, S +P, V Se, V +P, false S/h,
+    # false V/h.
+    assert all(len(r) == 2 + 7 + 2 * (1 + 6) and r[9] == r[16] == "|" for r in rows)
     assert all(float(r[-1]) >= 0 or r[-1] == "nan" for r in rows)
 
 
