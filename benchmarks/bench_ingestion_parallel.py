@@ -93,7 +93,11 @@ def main() -> None:
     def run(backend: str, spill: bool = False):
         ingestion = {
             **params["ingestion"],
-            "parallel": {"backend": backend, "n_workers": args.workers},
+            "parallel": {
+                **params["ingestion"]["parallel"],
+                "backend": backend,
+                "n_workers": args.workers,
+            },
             "spill_windows": spill,
         }
         return segment_databases(
@@ -112,7 +116,7 @@ def main() -> None:
     del beats_s, windows_s
 
     def start_and_stop():
-        with dask_client(ParallelParams("dask", args.workers)):
+        with dask_client(ParallelParams("dask", args.workers, None)):
             pass
 
     _, overhead, _ = timed(start_and_stop)

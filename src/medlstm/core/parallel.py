@@ -36,20 +36,26 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class ParallelParams:
-    """A ``parallel`` parameters block, validated."""
+    """A ``parallel`` parameters block, validated. Every field comes from the block
+    (its comments in conf/base say what each does): no default here can drift from it."""
 
-    backend: str = "sequential"
-    n_workers: int | None = None
-    scheduler_address: str | None = None
+    backend: str
+    n_workers: int | None
+    scheduler_address: str | None
 
     @classmethod
     def from_dict(
         cls, values: dict[str, Any] | None, where: str = "parallel"
     ) -> ParallelParams:
-        """Build from the YAML block (None = sequential); an unknown key, backend or
+        """Build from the YAML block; an unknown or missing key, an unknown backend or
         a worker count below 1 is an error naming ``where``."""
         values = {} if values is None else values
         check_known_keys(values, cls.__dataclass_fields__, where)
+        missing = [name for name in cls.__dataclass_fields__ if name not in values]
+        if missing:
+            raise ValueError(
+                f"Parameter block '{where}' lacks {missing}; conf/base holds every key."
+            )
         params = cls(**values)
         if params.backend not in BACKENDS:
             raise ValueError(
@@ -75,6 +81,13 @@ class ParallelParams:
     def workers(self) -> int:
         """Worker processes of a local cluster: ``n_workers`` or the CPU count."""
         return self.n_workers or os.cpu_count() or 1
+
+
+# Records read where no parallel block applies (one recording, the tests' excerpts):
+# in this process.
+IN_PROCESS = ParallelParams(
+    backend="sequential", n_workers=None, scheduler_address=None
+)
 
 
 @contextmanager

@@ -12,7 +12,12 @@ import pandas as pd
 import pytest
 from kedro.io import DatasetError
 
-from medlstm.core.parallel import SCHEDULER_ENV, ParallelParams, map_tasks
+from medlstm.core.parallel import (
+    IN_PROCESS,
+    SCHEDULER_ENV,
+    ParallelParams,
+    map_tasks,
+)
 from medlstm.datasets.wfdb_records import LazyWfdbRecords, WfdbRecordsDataset
 from medlstm.datasets.window_shards import ShardedWindows
 from medlstm.pipelines.ecg_autoencoder.detection import (
@@ -64,7 +69,7 @@ def test_a_local_dask_cluster_gives_the_sequential_beats_and_windows(
     cfg = base_params["ecg_autoencoder"]
     ingestion = {
         **cfg["ingestion"],
-        "parallel": {"backend": "dask", "n_workers": 2},
+        "parallel": {**cfg["ingestion"]["parallel"], "backend": "dask", "n_workers": 2},
     }
     result = segment_databases(*excerpt, ingestion, cfg["databases"])
     _assert_same(result, sequential)
@@ -120,10 +125,13 @@ def test_a_detected_beat_task_survives_the_trip_to_a_worker(excerpt, base_params
 
 
 def test_parallel_parameters_are_checked_and_named():
+    block = {"backend": "sequential", "n_workers": None, "scheduler_address": None}
     with pytest.raises(ValueError, match=r"'ingest\.parallel\.backend' is 'spark'"):
-        ParallelParams.from_dict({"backend": "spark"}, "ingest.parallel")
+        ParallelParams.from_dict({**block, "backend": "spark"}, "ingest.parallel")
     with pytest.raises(ValueError, match=r"'p\.n_workers' must be null or an integer"):
-        ParallelParams.from_dict({"backend": "dask", "n_workers": 0}, "p")
+        ParallelParams.from_dict({**block, "backend": "dask", "n_workers": 0}, "p")
+    with pytest.raises(ValueError, match=r"'p' lacks \['scheduler_address'\]"):
+        ParallelParams.from_dict({"backend": "dask", "n_workers": 2}, "p")
     with pytest.raises(
         ValueError,
         match=r"Unknown parameter\(s\) p\.workers; known: backend, n_workers, sch",
@@ -132,16 +140,29 @@ def test_parallel_parameters_are_checked_and_named():
     with pytest.raises(ValueError, match=r"'p' must be a mapping.*list"):
         ParallelParams.from_dict(["dask"], "p")
     with pytest.raises(ValueError, match="spill_windows' must be true or false"):
-        segment_databases({}, {}, {"spill_windows": "yes"}, {"mitdb": {}, "svdb": {}})
+        segment_databases(
+            {},
+            {},
+            {"parallel": block, "spill_windows": "yes"},
+            {"mitdb": {}, "svdb": {}},
+        )
 
 
 def test_the_scheduler_comes_from_the_parameter_then_the_environment(monkeypatch):
     monkeypatch.delenv(SCHEDULER_ENV, raising=False)
-    assert ParallelParams(backend="dask").address() is None
-    monkeypatch.setenv(SCHEDULER_ENV, "tcp://10.0.0.5:8786")
-    assert ParallelParams(backend="dask").address() == "tcp://10.0.0.5:8786"
     assert (
-        ParallelParams(backend="dask", scheduler_address="tcp://h:1").address()
+        ParallelParams(backend="dask", n_workers=None, scheduler_address=None).address()
+        is None
+    )
+    monkeypatch.setenv(SCHEDULER_ENV, "tcp://10.0.0.5:8786")
+    assert (
+        ParallelParams(backend="dask", n_workers=None, scheduler_address=None).address()
+        == "tcp://10.0.0.5:8786"
+    )
+    assert (
+        ParallelParams(
+            backend="dask", n_workers=None, scheduler_address="tcp://h:1"
+        ).address()
         == "tcp://h:1"
     )
 
@@ -154,13 +175,17 @@ def test_tasks_go_to_the_cluster_the_environment_names(monkeypatch):
 
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
         monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
-        out = map_tasks(where, [3, 1, 2], ParallelParams(backend="dask"))
+        out = map_tasks(
+            where,
+            [3, 1, 2],
+            ParallelParams(backend="dask", n_workers=None, scheduler_address=None),
+        )
         workers = set(cluster.scheduler_info["workers"])
     assert [square for square, _ in out] == [9, 1, 4]
     assert {address for _, address in out} <= workers
 
 
 def test_sequential_tasks_keep_their_order_and_raise_unchanged():
-    assert map_tasks(str, [3, 1, 2], ParallelParams()) == ["3", "1", "2"]
+    assert map_tasks(str, [3, 1, 2], IN_PROCESS) == ["3", "1", "2"]
     with pytest.raises(ZeroDivisionError):
-        map_tasks(lambda x: 1 / x, [1, 0], ParallelParams())
+        map_tasks(lambda x: 1 / x, [1, 0], IN_PROCESS)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medlstm.core.parallel import ParallelParams, map_tasks
+from medlstm.core.parallel import IN_PROCESS, ParallelParams, map_tasks
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.datasets.window_shards import ShardedWindows, SpillFolder, write_shard
 from medlstm.pipelines.ecg_autoencoder.sampling_rate import (
@@ -124,7 +124,7 @@ def _segment_each(
         _record_task(records, rid, p, segment, shard=_shard(spill, i))
         for i, rid in enumerate(ids)
     ]
-    results = map_tasks(_run_record, tasks, parallel or ParallelParams())
+    results = map_tasks(_run_record, tasks, parallel or IN_PROCESS)
     return _assemble([t.record_id for t in tasks], results, spill)
 
 
