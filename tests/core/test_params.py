@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from medlstm.core.params import check_known_keys, nest_dotted
+from medlstm.core.params import check_complete_block, check_known_keys, nest_dotted
 
 KNOWN = ("lr", "epochs", "batch_size")
 
@@ -82,4 +82,14 @@ def test_project_config_merges_an_environment_over_base():
     assert (
         base_catalog["ecg_raw_records"]["path"]
         != full_catalog["ecg_raw_records"]["path"]
+    )
+
+
+def test_a_block_lacking_keys_is_refused_naming_them_and_the_file_that_has_them():
+    check_complete_block({"lr": 1, "epochs": 2, "batch_size": 3}, KNOWN, "x.training")
+    with pytest.raises(ValueError) as error:
+        check_complete_block({"lr": 1}, KNOWN, "lstm_forecast.training")
+    assert str(error.value) == (
+        "Parameter block 'lstm_forecast.training' lacks ['epochs', 'batch_size']; "
+        "every key of it is in conf/base/parameters_lstm_forecast.yml."
     )

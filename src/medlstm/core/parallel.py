@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +51,7 @@ class ParallelParams:
         a worker count below 1 is an error naming ``where``."""
         values = {} if values is None else values
         check_known_keys(values, cls.__dataclass_fields__, where)
-        missing = [name for name in cls.__dataclass_fields__ if name not in values]
-        if missing:
-            raise ValueError(
-                f"Parameter block '{where}' lacks {missing}; conf/base holds every key."
-            )
+        check_complete_block(values, cls.__dataclass_fields__, where)
         params = cls(**values)
         if params.backend not in BACKENDS:
             raise ValueError(

@@ -55,6 +55,24 @@ def check_known_keys(
     )
 
 
+def check_complete_block(
+    block: Mapping[str, Any], keys: Iterable[str], where: str
+) -> None:
+    """Refuse a block that lacks a key its reader takes: a reader whose every setting
+    comes from conf/base keeps no default of its own that could drift from it.
+
+    Raises:
+        ValueError: ``Parameter block '<where>' lacks ['a', 'b']; every key of it is in
+            conf/base/parameters_<pipeline>.yml.``
+    """
+    missing = [key for key in keys if key not in block]
+    if missing:
+        raise ValueError(
+            f"Parameter block '{where}' lacks {missing}; every key of it is in "
+            f"conf/base/parameters_{where.split('.', maxsplit=1)[0]}.yml."
+        )
+
+
 def nest_dotted(values: Mapping[str, Any]) -> dict[str, Any]:
     """``{"a.b": 1, "c": 2}`` -> ``{"a": {"b": 1}, "c": 2}``, keys sorted: the shape of a
     parameters file, and of the ``runtime_params`` a KedroSession merges (only the CLI

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal, stats
 
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder import gqrs
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
@@ -161,12 +161,7 @@ class DetectionParams:
         values = {} if values is None else values
         names = [f.name for f in fields(cls)]
         check_known_keys(values, names, WHERE)
-        missing = [name for name in names if name not in values]
-        if missing:
-            raise ValueError(
-                f"Parameter block '{WHERE}' lacks {missing}; "
-                "conf/base/parameters_ecg_autoencoder.yml holds every key."
-            )
+        check_complete_block(values, names, WHERE)
         values = dict(values)
         if "refine_band_hz" in values:
             band = values["refine_band_hz"]

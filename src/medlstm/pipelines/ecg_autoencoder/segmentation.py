@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder.preprocessing import (
     check_heart_rate,
@@ -96,12 +96,7 @@ class SegmentationParams:
         """Build from the YAML block; unknown keys are an error, not a silent no-op."""
         known = [f.name for f in cls.__dataclass_fields__.values() if f.init]
         check_known_keys(values, [*known, *RUN_KEYS], "ecg_autoencoder.ingestion")
-        missing = [name for name in known if name not in values]
-        if missing:
-            raise ValueError(
-                f"Parameter block 'ecg_autoencoder.ingestion' lacks {missing}; "
-                "conf/base/parameters_ecg_autoencoder.yml holds every key."
-            )
+        check_complete_block(values, known, "ecg_autoencoder.ingestion")
         # How the records are run, not how one is cut: read by segment_databases.
         values = {k: v for k, v in values.items() if k not in RUN_KEYS}
         for key in ("baseline_windows_s", "non_beat_symbols"):

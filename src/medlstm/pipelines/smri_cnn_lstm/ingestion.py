@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys
 from medlstm.datasets.nifti_patients import (
     GRADES,
     CohortError,
@@ -53,21 +53,15 @@ class IngestionParams:
         """Validate the block; errors name the offending key."""
         where = "smri_cnn_lstm.ingestion"
         check_known_keys(values, cls.__dataclass_fields__, where)
-        missing = [name for name in cls.__dataclass_fields__ if name not in values]
-        if missing:
-            raise ValueError(
-                f"Parameter block '{where}' lacks {missing}; "
-                "conf/base/parameters_smri_cnn_lstm.yml holds every key."
-            )
-        merged = dict(values)
+        check_complete_block(values, cls.__dataclass_fields__, where)
         params = cls(
             **{
-                **merged,
-                "modalities": tuple(merged["modalities"]),
-                "size": tuple(merged["size"]),
+                **values,
+                "modalities": tuple(values["modalities"]),
+                "size": tuple(values["size"]),
                 "modality_patterns": {
                     m: list(globs)
-                    for m, globs in (merged["modality_patterns"] or {}).items()
+                    for m, globs in (values["modality_patterns"] or {}).items()
                 },
             }
         )
