@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from medlstm.datasets.wfdb_records import read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
@@ -36,6 +35,7 @@ from medlstm.pipelines.ecg_autoencoder.ingestion import (
 from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
 )
+from tests.support.ecg_models import save_tiny_models
 
 EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "mitdb_excerpt"
 SVDB_EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "svdb_excerpt"
@@ -462,11 +462,6 @@ def test_scoring_reference_positions_is_plain_accuracy():
 def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     tmp_path, monkeypatch, capsys, params
 ):
-    from medlstm.core.persistence import save_model
-    from medlstm.models.cnn1d import CNN1DClassifier
-    from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
-    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
-
     root = Path(__file__).parents[3]
     shutil.copytree(
         root / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local")
@@ -474,39 +469,7 @@ def test_bench_detected_beats_runs_on_the_excerpt_with_small_models(
     (tmp_path / "conf" / "local").mkdir()
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "01_raw").symlink_to(root / "data" / "01_raw")
-    models = tmp_path / "data" / "06_models"
-    models.mkdir()
-    torch.manual_seed(0)
-    n_rr = len(params["features"]["rr_columns"])
-    save_model(
-        LSTMAutoencoderClassifier(
-            n_rr_features=n_rr,
-            hidden_size=8,
-            num_layers=1,
-            latent_size=4,
-            head_hidden=4,
-        ),
-        models / "ecg_lstm_autoencoder.pt",
-    )
-    save_model(
-        CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
-        models / "ecg_cnn1d.pt",
-    )
-    inputs = {
-        "features": params["features"],
-        "sequence_length": 16,
-        "prediction_stride": 8,
-    }
-    save_model(
-        RhythmBiLSTM(
-            n_context=n_rr,
-            channels=[4],
-            hidden_size=4,
-            head_hidden=4,
-            inputs=inputs,
-        ),
-        models / "ecg_rhythm_bilstm.pt",
-    )
+    save_tiny_models(tmp_path / "data" / "06_models", params)
     script = root / "benchmarks" / "bench_detected_beats.py"
     argv = [str(script), "--env=base", f"--root={tmp_path}", "--records=100,208"]
     monkeypatch.setattr(sys, "argv", argv)

@@ -22,6 +22,7 @@ from medlstm.pipelines.ecg_autoencoder.noise_stress import (
     qrs_amplitude,
     snr_db,
 )
+from tests.support.ecg_models import save_tiny_models
 
 ROOT = Path(__file__).parents[3]
 SHARED = ROOT.parent / "shared" / "data"
@@ -189,43 +190,11 @@ def test_bench_noise_stress_classifies_with_models_when_present(
 ):
     import shutil
 
-    import torch
-
-    from medlstm.core.persistence import save_model
-    from medlstm.models.cnn1d import CNN1DClassifier
-    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
-
     shutil.copytree(
         ROOT / "conf", tmp_path / "conf", ignore=shutil.ignore_patterns("local")
     )
     (tmp_path / "conf" / "local").mkdir()
-    models = tmp_path / "data" / "06_models"
-    models.mkdir(parents=True)
-    torch.manual_seed(0)
-    n_rr = len(params["features"]["rr_columns"])
-    save_model(
-        CNN1DClassifier(n_rr_features=n_rr, channels=[4], head_hidden=4),
-        models / "ecg_cnn1d.pt",
-    )
-    window = (
-        params["ingestion"]["samples_before"] + params["ingestion"]["samples_after"]
-    )
-    inputs = {
-        "features": dict(params["features"]),
-        "sequence_length": 16,
-        "prediction_stride": 8,
-    }
-    save_model(
-        RhythmBiLSTM(
-            seq_len=window,
-            n_context=n_rr,
-            channels=[4],
-            hidden_size=4,
-            head_hidden=4,
-            inputs=inputs,
-        ),
-        models / "ecg_rhythm_bilstm.pt",
-    )
+    save_tiny_models(tmp_path / "data" / "06_models", params, ("cnn", "rhythm"))
     script = ROOT / "benchmarks" / "bench_noise_stress.py"
     argv = [
         str(script),

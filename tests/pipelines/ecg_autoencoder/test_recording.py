@@ -43,6 +43,7 @@ from medlstm.pipelines.ecg_autoencoder.recording_report import (
 from medlstm.pipelines.ecg_autoencoder.segmentation import (
     SegmentationParams,
 )
+from tests.support.ecg_models import save_tiny_models
 
 EXCERPT = Path(__file__).parents[3] / "data" / "01_raw" / "mitdb_excerpt"
 
@@ -544,38 +545,9 @@ def test_bench_recording_times_every_stage_and_writes_the_report(
     import runpy
     import sys
 
-    import torch
-
-    from medlstm.core.persistence import save_model
-    from medlstm.models.ecg_autoencoder import LSTMAutoencoderClassifier
-    from medlstm.models.rhythm_bilstm import RhythmBiLSTM
-
     root = Path(__file__).parents[3]
     models = tmp_path / "models"
-    models.mkdir()
-    torch.manual_seed(0)
-    n_rr = len(params["features"]["rr_columns"])
-    save_model(
-        LSTMAutoencoderClassifier(
-            n_rr_features=n_rr,
-            hidden_size=8,
-            num_layers=1,
-            latent_size=4,
-            head_hidden=4,
-        ),
-        models / "ecg_lstm_autoencoder.pt",
-    )
-    inputs = {
-        "features": params["features"],
-        "sequence_length": 16,
-        "prediction_stride": 8,
-    }
-    save_model(
-        RhythmBiLSTM(
-            n_context=n_rr, channels=[4], hidden_size=4, head_hidden=4, inputs=inputs
-        ),
-        models / "ecg_rhythm_bilstm.pt",
-    )
+    save_tiny_models(models, params, ("autoencoder", "rhythm"))
     script = root / "benchmarks" / "bench_recording.py"
     out = tmp_path / "out"
     argv = [
