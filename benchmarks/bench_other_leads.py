@@ -142,18 +142,27 @@ def classify(
     return predict_beats(model, beats, windows, ecg["features"], classes)[0]
 
 
+def _headline(
+    beats: int, accuracy: float, per_class: dict, se: str, ppv: str
+) -> dict[str, float]:
+    """The printed columns: beats, accuracy, S and V Se / +P."""
+    return {
+        "beats": beats,
+        "accuracy": accuracy,
+        **{
+            f"{c}_{name}": per_class[c][key]
+            for c in ("S", "V")
+            for name, key in (("Se", se), ("+P", ppv))
+        },
+    }
+
+
 def scores_of(predictions: pd.DataFrame, ecg: dict[str, Any]) -> dict[str, float]:
     """Accuracy and S, V Se / +P of reference-beat predictions (one database)."""
     m = evaluate(predictions, ecg["ingestion"]["label_mapping"])
-    pc = m["per_class"]
-    return {
-        "beats": len(predictions),
-        "accuracy": m["accuracy"],
-        "S_Se": pc["S"]["recall"],
-        "S_+P": pc["S"]["precision"],
-        "V_Se": pc["V"]["recall"],
-        "V_+P": pc["V"]["precision"],
-    }
+    return _headline(
+        len(predictions), m["accuracy"], m["per_class"], "recall", "precision"
+    )
 
 
 def detected_scores(
@@ -167,15 +176,7 @@ def detected_scores(
         ecg["ingestion"]["target_fs"],
         ecg["detection"].get("match_tolerance_s", 0.15),
     )
-    pc = s["per_class"]
-    return {
-        "beats": len(truth),
-        "accuracy": s["accuracy"],
-        "S_Se": pc["S"]["se"],
-        "S_+P": pc["S"]["ppv"],
-        "V_Se": pc["V"]["se"],
-        "V_+P": pc["V"]["ppv"],
-    }
+    return _headline(len(truth), s["accuracy"], s["per_class"], "se", "ppv")
 
 
 def main() -> None:

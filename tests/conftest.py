@@ -272,7 +272,7 @@ def forecast_ran_twice(
 # One small ecg_autoencoder training run, shared (`ecg_trained_project`): one epoch per
 # model, a two-seed autoencoder ensemble as conf/full trains (the base run trains one
 # model), precision auto (bf16 where this CPU runs bf16 LSTMs and it pays, else fp32;
-# both are logged) and the issue's `--params alpha=2.0`.
+# both are logged) and `--params alpha=2.0`, as the README shows it.
 ECG_TRAINING_FAST = {
     "alpha": 2.0,
     "ecg_autoencoder": {
