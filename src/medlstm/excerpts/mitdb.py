@@ -13,6 +13,9 @@ Usage::
         --dest data/01_raw/mitdb_excerpt --minutes 10
     python -m medlstm.excerpts.mitdb --database svdb --source ../shared/data/svdb \\
         --dest data/01_raw/svdb_excerpt --minutes 10 --leads ECG1
+    python -m medlstm.excerpts.mitdb --database nstdb \\
+        --source ../shared/data/nstdb_noise --dest data/01_raw/nstdb_noise_excerpt \\
+        --minutes 10 --records em ma
 """
 
 from __future__ import annotations
@@ -47,6 +50,15 @@ DATABASES = {
   MIT Dept. of Electrical Engineering and Computer Science (1990).""",
         "url": "https://physionet.org/content/svdb/1.0.0/",
     },
+    "nstdb": {
+        "title": "MIT-BIH Noise Stress Test Database",
+        "folder": "nstdb_noise",
+        "format": "format 212 at 360 Hz",
+        "citation": """\
+- Moody GB, Muldrow WE, Mark RG. A noise stress test for arrhythmia detectors.
+  Computers in Cardiology 11:381-384 (1984).""",
+        "url": "https://physionet.org/content/nstdb/1.0.0/",
+    },
 }
 
 ATTRIBUTION = """\
@@ -54,14 +66,12 @@ ATTRIBUTION = """\
 
 The first {minutes:g} minute(s) of each of the {n_records} records of the
 {title} 1.0.0 (PhysioNet), cut by `medlstm.excerpts.mitdb`
-and otherwise unchanged: digital samples in {format}, header comments,
-and all reference annotations before the cut (only annotator numbers, the NUM field,
-outside 0-127, which the writer cannot store, are written as 0).
+and otherwise unchanged: digital samples in {format}, header comments{annotations}.
 Leads: {leads_kept}.
 
     python -m medlstm.excerpts.mitdb --database {database} \\
         --source ../shared/data/{folder} --dest data/01_raw/{folder}_excerpt \\
-        --minutes {minutes:g}{leads_option}
+        --minutes {minutes:g}{records_option}{leads_option}
 
 `SHA256SUMS.txt` lists the checksums of the files written.
 
@@ -79,6 +89,11 @@ derivative database under the same licence. When you use it, cite:
 
 Source: {url}
 """
+
+
+ANNOTATIONS = """,
+and all reference annotations before the cut (only annotator numbers, the NUM field,
+outside 0-127, which the writer cannot store, are written as 0)"""
 
 
 def cut_record(
@@ -100,7 +115,8 @@ def cut_record(
             the pipeline can name and skip (MIT-BIH 102 and 104 have no MLII).
 
     Returns:
-        The number of annotations kept.
+        The number of annotations kept (0 for a record without ``.atr``, such as
+        the noise records).
     """
     name = str(source_dir / record_id)
     kept = None
@@ -108,6 +124,8 @@ def cut_record(
         kept = [s for s in wfdb.rdheader(name).sig_name if s in leads] or None
     record = wfdb.rdrecord(name, physical=False, sampto=n_samples, channel_names=kept)
     record.wrsamp(write_dir=str(dest_dir))
+    if not (source_dir / f"{record_id}.atr").is_file():
+        return 0
     ann = wfdb.rdann(name, "atr", sampto=n_samples)
     # rdann's sampto is inclusive; an annotation must lie inside the cut signal.
     keep = np.flatnonzero(ann.sample < record.sig_len)
@@ -169,7 +187,9 @@ def write_excerpt(
                 if leads
                 else "all"
             ),
+            records_option=f" --records {' '.join(records)}" if records else "",
             leads_option=f" --leads {' '.join(leads)}" if leads else "",
+            annotations=ANNOTATIONS if any(dest.glob("*.atr")) else "",
             **DATABASES[database],
         ),
         encoding="utf-8",

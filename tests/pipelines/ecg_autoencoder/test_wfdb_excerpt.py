@@ -13,6 +13,7 @@ from medlstm.excerpts.mitdb import write_excerpt
 RAW = Path(__file__).parents[3] / "data" / "01_raw"
 EXCERPT = RAW / "mitdb_excerpt"
 SVDB_EXCERPT = RAW / "svdb_excerpt"
+NOISE_EXCERPT = RAW / "nstdb_noise_excerpt"
 SHARED = Path(__file__).parents[4] / "shared" / "data"
 FULL = SHARED / "mitdb"
 MINUTES = 10  # as shipped: the commands in each excerpt's README.md
@@ -42,26 +43,43 @@ def test_svdb_excerpt_holds_lead_ecg1_of_all_78_records_with_attribution():
     assert size < 11_000_000
 
 
+def test_noise_excerpt_holds_em_and_ma_without_annotations_with_attribution():
+    records = WfdbRecordsDataset(str(NOISE_EXCERPT), annotation=None).load()
+    assert sorted(records) == ["em", "ma"]
+    for record in records.values():
+        assert list(record.signals) == ["noise1", "noise2"]
+        assert record.fs == 360 and record.n_samples == MINUTES * 60 * 360
+        assert len(record.ann_samples) == 0
+    assert not list(NOISE_EXCERPT.glob("*.atr"))
+    readme = (NOISE_EXCERPT / "README.md").read_text()
+    assert "ODC-By" in readme and "Moody GB, Muldrow WE, Mark RG" in readme
+    assert "annotations" not in readme  # none to keep
+    assert f"--minutes {MINUTES} --records em ma\n" in readme
+
+
 @pytest.mark.parametrize(
-    ("database", "excerpt", "records", "leads"),
+    ("database", "folder", "excerpt", "records", "leads", "extensions"),
     [
-        ("mitdb", EXCERPT, ["114", "232"], None),
-        ("svdb", SVDB_EXCERPT, ["805", "842"], ["ECG1"]),
+        ("mitdb", "mitdb", EXCERPT, ["114", "232"], None, ("hea", "dat", "atr")),
+        ("svdb", "svdb", SVDB_EXCERPT, ["805", "842"], ["ECG1"], ("hea", "dat", "atr")),
+        ("nstdb", "nstdb_noise", NOISE_EXCERPT, ["em", "ma"], None, ("hea", "dat")),
     ],
 )
 def test_excerpt_is_reproducible_from_the_full_database(
-    tmp_path, database, excerpt, records, leads
+    tmp_path, database, folder, excerpt, records, leads, extensions
 ):
-    if not (SHARED / database).exists():
+    if not (SHARED / folder).exists():
         pytest.skip(f"full {database} database not available")
     write_excerpt(
-        SHARED / database, tmp_path, MINUTES, records, database=database, leads=leads
+        SHARED / folder, tmp_path, MINUTES, records, database=database, leads=leads
     )
     for rid in records:
-        for ext in ("hea", "dat", "atr"):
+        for ext in extensions:
             assert (tmp_path / f"{rid}.{ext}").read_bytes() == (
                 excerpt / f"{rid}.{ext}"
             ).read_bytes()
+    written = (tmp_path / "SHA256SUMS.txt").read_text().splitlines()
+    assert set(written) <= set((excerpt / "SHA256SUMS.txt").read_text().splitlines())
 
 
 def test_leads_keeps_the_named_lead_and_a_record_without_it_keeps_all(tmp_path):

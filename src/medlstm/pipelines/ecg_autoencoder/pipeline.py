@@ -44,6 +44,7 @@ from medlstm.pipelines.ecg_autoencoder.linear import (
     predict_val_linear,
     train_linear,
 )
+from medlstm.pipelines.ecg_autoencoder.noisy_copies import rhythm_training_set
 from medlstm.pipelines.ecg_autoencoder.recording import (
     example_signal,
     load_recording,
@@ -310,12 +311,33 @@ def _linear() -> list:
 
 
 def _rhythm() -> list:
-    """Train the rhythm model on runs of consecutive beats; its test and validation
-    scores."""
+    """Train the rhythm model on runs of consecutive beats, with noisy copies of the
+    training records; its test and validation scores."""
     return [
         node(
+            rhythm_training_set,
+            {
+                "beats": "ecg_beats_split",
+                "windows": "ecg_windows",
+                "records": "ecg_raw_records",
+                "noise_records": "ecg_noise_records",
+                "ingestion": f"{P}.ingestion",
+                "databases": f"{P}.databases",
+                "detection": f"{P}.detection",
+                "params": f"{P}.rhythm.noisy_copies",
+            },
+            ["ecg_rhythm_training_beats", "ecg_rhythm_training_windows"],
+            name="noisy_training_copies",
+        ),
+        node(
             train_rhythm,
-            [*INPUTS, f"{P}.rhythm", FEATURES, LABELS],
+            [
+                "ecg_rhythm_training_beats",
+                "ecg_rhythm_training_windows",
+                f"{P}.rhythm",
+                FEATURES,
+                LABELS,
+            ],
             ["ecg_rhythm_model", "ecg_rhythm_history"],
             name="train_rhythm",
         ),

@@ -54,6 +54,7 @@ PARAM_KEYS = (
     "loss",
     "training",
     "checkpoint_path",
+    "noisy_copies",  # read by noisy_copies.rhythm_training_set
 )
 
 

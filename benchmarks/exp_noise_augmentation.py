@@ -1,0 +1,160 @@
+"""Experiment: the rhythm model trained with noisy copies of its training records,
+compared on the validation records, clean and under EC57 noise (never on test records).
+
+Reads the beats, windows and split a finished ``kedro run --pipeline=ecg_autoencoder
+--env full`` saved. With ``--augment noisy``, every MIT-BIH training record gets one
+noisy copy (``101~em6``): EC57-style (`noise_stress.noise_stress_record`), with the
+noise record's channels swapped so that MLII gets the second channel (the noise stress
+benchmark gives MLII the first), source ``em`` or ``ma`` and SNR from ``--snrs``
+drawn per record (seeded). The copy's beats are those the detector finds, as at
+inference; each takes the label of the reference beat it matches, a detection that
+matches none the label ``--false-label`` (the model learns that such a detection is no
+S and no V beat). Scores on the validation records: clean criterion (S Se + S +P + V Se
++ V +P, mean of MIT-BIH and SVDB), and on noise stress records built from the MIT-BIH
+validation records (``em``, first channel, as the benchmark): V Se/+P on the kept
+beats and false V and S calls per hour of readable signal.
+
+Usage (from the project root, after the ingestion of a full run)::
+
+    python benchmarks/exp_noise_augmentation.py --augment noisy|none [--seed 42]
+        [--snrs 0,6,12] [--threads 1] [--save PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bench_detected_beats import ROOT
+from bench_noise_stress import classify_rows, gross, stress_one
+from bench_other_leads import classify, scores_of
+
+from medlstm.core.machine import machine_line
+from medlstm.core.params import project_config
+from medlstm.core.persistence import save_model
+from medlstm.core.threads import limit_threads
+from medlstm.datasets.wfdb_records import WfdbRecordsDataset
+from medlstm.pipelines.ecg_autoencoder.noisy_copies import rhythm_training_set
+from medlstm.pipelines.ecg_autoencoder.rhythm import train_rhythm
+
+SOURCE = ROOT.parent / "shared" / "data"
+SCORES = ("S_Se", "S_+P", "V_Se", "V_+P")
+
+
+def noise_scores(model, ecg, records, snr) -> dict[str, float]:
+    tasks = [
+        {
+            "path": str(SOURCE / "mitdb" / rid),
+            "noise": "em",
+            "noise_path": str(SOURCE / "nstdb_noise" / "em"),
+            "snr": snr,
+            "seconds": None,
+            "learning_s": 300.0,
+            "stretch_s": 120.0,
+            "calibration": "nst",
+            "ecg": ecg,
+            "classify": True,
+        }
+        for rid in records
+    ]
+    rows = [stress_one(t) for t in tasks]
+    cells = classify_rows(rows, {"rhythm": model}, ecg)["rhythm"]
+    k = gross(rows, "kept")
+    return {f"{snr:g}dB {key}": value for key, value in cells.items()} | {
+        f"{snr:g}dB det +P": k["ppv"]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--augment", choices=("noisy", "none"), default="noisy")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--snrs", default="0,6,12")
+    parser.add_argument("--false-label", default="Q")
+    parser.add_argument("--sources", default="em,ma")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--save", type=Path, default=None)
+    args = parser.parse_args()
+    if args.threads:
+        limit_threads(args.threads)
+    logging.basicConfig(level=logging.WARNING)
+    print(machine_line(), flush=True)
+    params, catalog = project_config(ROOT, "full")
+    ecg = params["ecg_autoencoder"]
+    beats = pd.read_parquet(ROOT / catalog["ecg_beats_split"]["filepath"])
+    windows = np.load(ROOT / catalog["ecg_windows"]["filepath"])["windows"]
+    mit = beats[beats["database"] == "mitdb"]
+    train_ids = sorted(mit.loc[mit["split"] == "train", "record"].unique())
+    val_ids = sorted(mit.loc[mit["split"] == "val", "record"].unique())
+    print(f"MIT-BIH training records {train_ids}; validation {val_ids}", flush=True)
+    block = copy.deepcopy(ecg["rhythm"])
+    block["checkpoint_path"] = None
+    block["training"]["precision"] = "fp32"
+    if args.seed is not None:
+        block["training"]["seed"] = args.seed
+    seed = block["training"]["seed"]
+    train_beats, train_windows = beats, windows
+    if args.augment == "noisy":
+        started = time.perf_counter()
+        block_copies = {
+            "enabled": True,
+            "sources": args.sources.split(","),
+            "snr_db": [float(s) for s in args.snrs.split(",")],
+            "false_detection_label": args.false_label,
+            "seed": 42,
+        }
+        train_beats, arrays = rhythm_training_set(
+            beats,
+            {"windows": windows},
+            WfdbRecordsDataset(str(SOURCE / "mitdb"), lazy=True).load(),
+            WfdbRecordsDataset(str(SOURCE / "nstdb_noise"), annotation=None).load(),
+            ecg["ingestion"],
+            ecg["databases"],
+            ecg["detection"],
+            block_copies,
+        )
+        train_windows = arrays["windows"]
+        print(
+            f"noisy copies: {len(train_beats) - len(beats)} beats in "
+            f"{time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+    started = time.perf_counter()
+    model, history = train_rhythm(
+        train_beats,
+        {
+            "windows": train_windows,
+            "record": train_beats["record"].to_numpy(dtype=str),
+            "sample": train_beats["sample"].to_numpy(dtype=np.int64),
+        },
+        block,
+        ecg["features"],
+        ecg["ingestion"]["label_mapping"],
+    )
+    print(
+        f"trained ({args.augment}, seed {seed}) in {time.perf_counter() - started:.0f} s, {len(history)} epochs",
+        flush=True,
+    )
+    if args.save:
+        save_model(model, args.save)
+    val = beats["split"].to_numpy() == "val"
+    predictions = classify(model, beats[val].reset_index(drop=True), windows[val], ecg)
+    row = {"augment": args.augment, "seed": seed}
+    per_db = []
+    for database, part in predictions.groupby("database"):
+        s = scores_of(part, ecg)
+        per_db.append(sum(s[k] for k in SCORES))
+        row |= {f"{database} {k}": s[k] for k in SCORES}
+    row["criterion"] = float(np.mean(per_db))
+    for snr in (12.0, 6.0):
+        row |= noise_scores(model, ecg, val_ids, snr)
+    print("RESULT", row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
