@@ -48,7 +48,6 @@ ECG = "medlstm.pipelines.ecg_autoencoder"
 
 # Every typed block a pipeline reads. The first row a path matches applies.
 TYPED_BLOCKS = (
-    TypedBlock("training", "medlstm.core.training:TrainingParams"),
     TypedBlock("*.training", "medlstm.core.training:TrainingParams"),
     TypedBlock("ecg_autoencoder.detection", f"{ECG}.detection:DetectionParams"),
     # Validated only: the block also holds how the records are run (``parallel``,
