@@ -164,9 +164,9 @@ class PreflightChecksHook:
     @hook_impl
     def before_node_run(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
         """Log the resolved precisions once, into the run kedro-mlflow has started;
-        give the node the blocks built for its inputs. A runner whose nodes run in
-        other processes has fresh hooks there, which built nothing: those nodes
-        parse the mappings themselves."""
+        give the node the blocks built for its inputs. Where nothing was built (the
+        ParallelRunner registers the hooks anew in each worker process), the node
+        gets the mapping and parses it itself."""
         if self._precisions:
             import mlflow
 
