@@ -1,8 +1,17 @@
 import re
+from pathlib import Path
 
 import pytest
 
-from medlstm.core.params import check_complete_block, check_known_keys, nest_dotted
+from medlstm.core.parallel import ParallelParams
+from medlstm.core.params import (
+    check_complete_block,
+    check_known_keys,
+    nest_dotted,
+    parsed,
+    project_config,
+)
+from medlstm.core.training import TrainingParams
 
 KNOWN = ("lr", "epochs", "batch_size")
 
@@ -93,3 +102,30 @@ def test_a_block_lacking_keys_is_refused_naming_them_and_the_file_that_has_them(
         "Parameter block 'lstm_forecast.training' lacks ['epochs', 'batch_size']; "
         "every key of it is in conf/base/parameters_lstm_forecast.yml."
     )
+
+
+def test_parsed_hands_back_a_built_block_itself():
+    built = TrainingParams.from_dict({"epochs": 3}, where="m.training")
+    assert parsed(TrainingParams, built, "m.training") is built
+
+
+def test_parsed_builds_a_mapping_naming_a_bad_key_by_its_path():
+    assert parsed(TrainingParams, {"epochs": 3}, "m.training").epochs == 3
+    with pytest.raises(ValueError, match=r"'m\.training\.lr' must be > 0"):
+        parsed(TrainingParams, {"lr": -1.0}, "m.training")
+
+
+def test_parsed_gives_the_path_only_to_a_reader_that_takes_one():
+    from medlstm.pipelines.ecg_autoencoder.detection import DetectionParams
+
+    parameters, _ = project_config(Path(__file__).resolve().parents[2])
+    block = parameters["ecg_autoencoder"]["detection"]
+    assert parsed(DetectionParams, block, "ignored") == DetectionParams.from_dict(block)
+    with pytest.raises(ValueError, match=r"'ecg_autoencoder\.detection\.min_rr_s'"):
+        parsed(DetectionParams, {**block, "min_rr_s": -0.1})
+    with pytest.raises(ValueError, match=r"'x\.parallel\.backend'"):
+        parsed(
+            ParallelParams,
+            {"backend": "?", "n_workers": 1, "scheduler_address": None},
+            "x.parallel",
+        )

@@ -4,14 +4,18 @@ A misspelt knob would otherwise be read by nobody and its default used without a
 word; every reader of a block checks it here, so every such error reads alike and
 names each offending key by its full parameter path. Dotted parameter paths
 (``a.b.c``, as ``kedro run --params`` takes them) become nested blocks through one
-function, `nest_dotted`.
+function, `nest_dotted`. A reader takes its block through `parsed`, as a mapping or
+as the dataclass preflight already built from it.
 """
 
 from __future__ import annotations
 
+import inspect
 import reprlib
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def check_known_keys(
@@ -71,6 +75,26 @@ def check_complete_block(
             f"Parameter block '{where}' lacks {missing}; every key of it is in "
             f"conf/base/parameters_{where.split('.', maxsplit=1)[0]}.yml."
         )
+
+
+def parsed(cls: type[T], block: Any, where: str | None = None) -> T:
+    """``block`` as its reader's dataclass ``cls``: the block itself when it already is
+    one (preflight builds each typed block once, before any node runs, and hands it to
+    the nodes that take it), else ``cls.from_dict(block)``, which refuses a bad value
+    naming its key. Nodes called directly (tests, scripts, benchmarks) pass mappings.
+
+    Args:
+        cls: A dataclass with a ``from_dict`` classmethod.
+        block: The parameters block as read from YAML, or an instance of ``cls``.
+        where: The block's dotted parameter path, for a ``from_dict`` that takes one
+            (a class read at several paths, such as `TrainingParams`); a class read
+            at one path names it itself and ignores this.
+    """
+    if isinstance(block, cls):
+        return block
+    if where is not None and "where" in inspect.signature(cls.from_dict).parameters:
+        return cls.from_dict(block, where=where)
+    return cls.from_dict(block)
 
 
 def nest_dotted(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,13 @@
 """Checks before any node runs: input files exist, every parameter a run sets is
-known to ``conf/base``, every training block is well-formed and can run here."""
+known to ``conf/base``, every typed parameter block is well-formed (training blocks
+can also run here); the blocks built go on to the nodes that read them."""
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import fnmatch
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -14,30 +17,87 @@ from kedro.framework.hooks import hook_impl
 from kedro.io import DataCatalog
 from kedro.pipeline import Pipeline
 
+from medlstm.core.params import parsed
 from medlstm.core.precision import resolve_precision
 from medlstm.core.training import TrainingParams, resolve_device
 from medlstm.tracking.run_info import dataset_path
 
 
+@dataclasses.dataclass(frozen=True)
+class TypedBlock:
+    """A parameter block whose reader builds a dataclass from it.
+
+    ``pattern``: the block's dotted parameter path (`fnmatch`, ``*`` spans dots); the
+    matched path is the ``where`` its errors name, as its reader names it.
+    ``dataclass``: ``module:Class``, imported when a run checks its parameters (core
+    does not import the pipelines' modules).
+    ``hand_on``: whether a node input that is exactly this block gets the built
+    dataclass instead of the mapping.
+    """
+
+    pattern: str
+    dataclass: str
+    hand_on: bool = True
+
+    def cls(self) -> type:
+        module, name = self.dataclass.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+ECG = "medlstm.pipelines.ecg_autoencoder"
+
+# Every typed block a pipeline reads. The first row a path matches applies.
+TYPED_BLOCKS = (
+    TypedBlock("*.training", "medlstm.core.training:TrainingParams"),
+    TypedBlock("ecg_autoencoder.detection", f"{ECG}.detection:DetectionParams"),
+    # Validated only: the block also holds how the records are run (``parallel``,
+    # ``spill_windows``), which SegmentationParams leaves out and its nodes read.
+    TypedBlock(
+        "ecg_autoencoder.ingestion",
+        f"{ECG}.segmentation:SegmentationParams",
+        hand_on=False,
+    ),
+    TypedBlock(
+        "ecg_autoencoder.ingestion.parallel", "medlstm.core.parallel:ParallelParams"
+    ),
+    TypedBlock(
+        "smri_cnn_lstm.ingestion",
+        "medlstm.pipelines.smri_cnn_lstm.ingestion:IngestionParams",
+    ),
+)
+
+
 class PreflightChecksHook:
-    """Fails a run before any node runs when its inputs cannot be right.
+    """Fails a run before any node runs when its inputs cannot be right, and hands the
+    parameter blocks it built to the nodes.
 
     - every free input dataset of the pipeline (one no node produces) must exist;
       the error names the dataset and its file;
-    - every ``training`` block in the parameters the pipeline reads must validate
-      (`TrainingParams.from_dict`), and its ``precision`` must run on this machine
-      (``bf16`` on a CPU without bf16 LSTMs is refused here, naming the parameter);
-    - the precision each training block will use goes to MLflow as
-      ``<block>.precision_used`` beside the requested ``<block>.precision``;
+    - every typed block (`TYPED_BLOCKS`: the ``training`` blocks, the ECG
+      ``detection``, ``ingestion`` and ``ingestion.parallel`` blocks, the sMRI
+      ``ingestion`` block) in the parameters the pipeline reads must validate: each
+      is built once with its reader's ``from_dict``, so a bad value fails with the
+      reader's own message, naming the parameter;
+    - every training block's ``precision`` must run on this machine (``bf16`` on a
+      CPU without bf16 LSTMs is refused here, naming the parameter); the precision
+      each will use goes to MLflow as ``<block>.precision_used`` beside the requested
+      ``<block>.precision``;
     - every parameter a user passes (``--params``) or an environment's conf file
       holds must exist in ``conf/base``: a typo fails, naming the key and the
       nearest known one, instead of training silently with the default.
 
-    Missing ``params:`` entries are already refused by Kedro's runner by name.
+    A node input that is exactly a typed block (``params:ecg_autoencoder.detection``)
+    receives the frozen dataclass built here (`before_node_run`); readers take it
+    through `medlstm.core.params.parsed`, which also takes the mapping. A block
+    inside a larger input (a ``training`` block in ``params:ecg_autoencoder.cnn``) is
+    validated here and parsed again by its node. kedro-mlflow logs the parameters
+    from the inputs as loaded, before this replacement: the logged params are the
+    same. Missing ``params:`` entries are already refused by Kedro's runner by name.
     """
 
     def __init__(self) -> None:
         self._precisions: dict[str, str] = {}
+        self._built: dict[str, Any] = {}
         self._context: KedroContext | None = None
 
     @hook_impl
@@ -62,7 +122,7 @@ class PreflightChecksHook:
     def _check(
         self, run_params: dict[str, Any], pipeline: Pipeline, catalog: DataCatalog
     ) -> None:
-        self._precisions = {}
+        self._precisions, self._built = {}, {}
         if self._context is not None:
             check_parameters(
                 base_parameters(Path(self._context.project_path)),
@@ -70,16 +130,16 @@ class PreflightChecksHook:
                 self._context.params,
                 self._context.env,
             )
+        built: dict[str, Any] = {}  # by dotted path: each block is built once
         for name in sorted(pipeline.inputs()):
             if name.startswith("params:"):
                 where = name.removeprefix("params:")
-                for block, values in _training_blocks(where, catalog.load(name)):
-                    params = TrainingParams.from_dict(values, where=block)
-                    self._precisions[f"{block}.precision_used"] = resolve_precision(
-                        params.precision,
-                        resolve_device(params.device).type,
-                        where=f"{block}.precision",
-                    )
+                for path, row, block in typed_blocks(where, catalog.load(name)):
+                    if path not in built:
+                        built[path] = parsed(row.cls(), block, path)
+                        self._note_precision(path, built[path])
+                    if path == where and row.hand_on:
+                        self._built[name] = built[path]
                 continue
             if name == "parameters":
                 continue
@@ -91,16 +151,30 @@ class PreflightChecksHook:
                     "conf/*/catalog*.yml, or produce it by running the pipeline that writes it."
                 )
 
-    @hook_impl
-    def before_node_run(self) -> None:
-        """Log the resolved precisions once, into the run kedro-mlflow has started."""
-        if not self._precisions:
-            return
-        import mlflow
+    def _note_precision(self, block: str, params: Any) -> None:
+        """Refuse a training block's precision this machine cannot run; keep the one
+        it will use for MLflow."""
+        if isinstance(params, TrainingParams):
+            self._precisions[f"{block}.precision_used"] = resolve_precision(
+                params.precision,
+                resolve_device(params.device).type,
+                where=f"{block}.precision",
+            )
 
-        if mlflow.active_run() is not None:
-            mlflow.log_params(self._precisions)
-        self._precisions = {}
+    @hook_impl
+    def before_node_run(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """Log the resolved precisions once, into the run kedro-mlflow has started;
+        give the node the blocks built for its inputs. Where nothing was built (the
+        ParallelRunner registers the hooks anew in each worker process), the node
+        gets the mapping and parses it itself."""
+        if self._precisions:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.log_params(self._precisions)
+            self._precisions = {}
+        handed = {name: self._built[name] for name in inputs if name in self._built}
+        return handed or None
 
 
 # Mappings whose keys are the user's to choose (the classes of the ECG labels; the
@@ -236,14 +310,22 @@ def _check_kinds(
         )
 
 
-def _training_blocks(where: str, value: Any) -> list[tuple[str, Any]]:
-    """``(dotted path, block)`` of every ``training`` mapping in a parameters value."""
-    if where == "training" or where.endswith(".training"):
-        return [(where, value)]
+def typed_block(path: str) -> TypedBlock | None:
+    """The row of `TYPED_BLOCKS` the dotted ``path`` matches, if any."""
+    return next(
+        (row for row in TYPED_BLOCKS if fnmatch.fnmatchcase(path, row.pattern)), None
+    )
+
+
+def typed_blocks(where: str, value: Any) -> list[tuple[str, TypedBlock, Any]]:
+    """``(dotted path, row, block)`` of every typed block in the parameters value at
+    ``where``: the value itself and any mapping inside it, outer blocks first."""
+    row = typed_block(where)
+    found = [(where, row, value)] if row is not None else []
     if not isinstance(value, dict):
-        return []
-    return [
-        found
+        return found
+    return found + [
+        inner
         for key, child in value.items()
-        for found in _training_blocks(f"{where}.{key}", child)
+        for inner in typed_blocks(f"{where}.{key}", child)
     ]

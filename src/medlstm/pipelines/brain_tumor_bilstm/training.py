@@ -15,7 +15,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from medlstm.core.evaluation import history_to_mlflow
-from medlstm.core.params import check_known_keys
+from medlstm.core.params import check_known_keys, parsed
 from medlstm.core.training import (
     TrainingParams,
     fit,
@@ -189,9 +189,7 @@ def train_classifier(
         The model with the best validation epoch's weights, its history for MLflow
         and as records, and a summary (best epoch, wall time to reach it, sizes).
     """
-    params = TrainingParams.from_dict(
-        dict(training_params), where="brain_tumor_bilstm.training"
-    )
+    params = parsed(TrainingParams, training_params, "brain_tumor_bilstm.training")
     augmentation = check_augmentation(augmentation_params)
     train_x, train_y = subset_arrays(images, assigned, "train")
     val_x, val_y = subset_arrays(images, assigned, "val")

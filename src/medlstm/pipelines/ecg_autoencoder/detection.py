@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal, stats
 
-from medlstm.core.params import check_complete_block, check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys, parsed
 from medlstm.datasets.wfdb_records import WfdbRecord
 from medlstm.pipelines.ecg_autoencoder import gqrs
 from medlstm.pipelines.ecg_autoencoder.beat_matching import (
@@ -544,7 +544,7 @@ def detect(signal: np.ndarray, fs: float, params: dict[str, Any]) -> Detection:
             ``min_fs``, a signal shorter than ``min_duration_s``, infinite values or
             no valid sample at all.
     """
-    p = DetectionParams.from_dict(params)
+    p = parsed(DetectionParams, params)
     x = _check_input(signal, float(fs), p)
     fs = float(fs)
     filled = _fill_nan(x)
@@ -606,7 +606,7 @@ def segment_detected_record(
     lead = choose_lead(record, p.leads, p.missing_lead)
     if lead is None:
         return segment_record(record, p)  # the same skip and report
-    dp = DetectionParams.from_dict(detection)
+    dp = parsed(DetectionParams, detection)
     counts: Counter = Counter()
     idx, labels = _labelled_beats(record, p, counts)
     counts["labelled_beats"] = len(idx)
@@ -648,4 +648,4 @@ def detected_segmenter(
 
 def beat_source(detection: dict[str, Any] | None) -> str:
     """``detection.beats``: ``reference`` (annotations) or ``detected``."""
-    return DetectionParams.from_dict(detection).beats
+    return parsed(DetectionParams, detection).beats

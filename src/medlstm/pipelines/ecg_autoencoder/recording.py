@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medlstm.core.params import parsed
 from medlstm.datasets.wfdb_records import WfdbRecord, read_wfdb_record
 from medlstm.pipelines.ecg_autoencoder.detection import (
     DetectionParams,
@@ -255,7 +256,7 @@ def segment_recording(
     annotated beats cut as in training, after the same checks."""
     if beat_mode(inference) == "detected":
         return segment_detected(records, ingestion, detection)
-    checks = DetectionParams.from_dict(detection)
+    checks = parsed(DetectionParams, detection)
 
     def segment(record: WfdbRecord, p: SegmentationParams):
         check_recording(record, p, checks)
@@ -297,7 +298,7 @@ def segment_detected(
             flagged noise and ``analysable_s`` is 0.
     """
 
-    checks = DetectionParams.from_dict(detection)
+    checks = parsed(DetectionParams, detection)
 
     def segment(record: WfdbRecord, p: SegmentationParams):
         lead = check_recording(record, p, checks)
@@ -359,7 +360,7 @@ def example_signal(
         )
     record = records[rid]
     p = SegmentationParams.from_dict(ingestion)
-    lead = check_recording(record, p, DetectionParams.from_dict(detection))
+    lead = check_recording(record, p, parsed(DetectionParams, detection))
     n = int(round(float(inference["example_seconds"]) * record.fs))
     x = record.signals[lead][:n]
     return pd.DataFrame({"signal": x, "fs": np.full(len(x), record.fs)})

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from medlstm.core.params import parsed
 from medlstm.core.training import (
     TrainingParams,
     fit,
@@ -158,10 +159,10 @@ def fit_block(
 ) -> tuple[nn.Module, list[dict[str, float]]]:
     """A model built after seeding and trained by the core as a model's parameter
     ``block`` (``training``, ``loss``, ``checkpoint_path``) says; ``fingerprint``
-    holds what else must match for a checkpoint to resume."""
-    training = TrainingParams.from_dict(
-        block.get("training"), where=f"{where}.training"
-    )
+    holds what else must match for a checkpoint to resume. The ``training`` block
+    arrives inside the model's block, a mapping: preflight validated it before the
+    run and hands on only whole inputs, so it is parsed here again."""
+    training = parsed(TrainingParams, block.get("training"), f"{where}.training")
     loss = check_loss_block(block.get("loss"), where)
     seed_everything(training.seed)
     model = build_model()

@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from medlstm.core.evaluation import history_to_mlflow, training_curves_figure
+from medlstm.core.params import parsed
 from medlstm.core.training import (
     StepOutput,
     TrainingParams,
@@ -68,7 +69,7 @@ def train_forecaster(
         The model (best validation epoch), its per-epoch history for MLflow, the
         training-curves figure and a training summary.
     """
-    params = TrainingParams.from_dict(training_params, where="lstm_forecast.training")
+    params = parsed(TrainingParams, training_params, "lstm_forecast.training")
     horizon = windows["train"].y.shape[1]
     n_targets = horizon if strategy_of(forecast_params) == "direct" else 1
     seed_everything(params.seed)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from medlstm.core.params import parsed
 from medlstm.core.threads import thread_limits
 from medlstm.core.training import StepOutput, TrainingParams, fit, seed_everything
 from medlstm.models.lstm_twin import TorchTwinLSTM
@@ -41,7 +42,7 @@ _NUMPY_FIXED = {
 
 def _training_params(values: dict[str, Any], task: str) -> TrainingParams:
     where = f"lstm_scratch.{task}.training"
-    params = TrainingParams.from_dict(values, where=where)
+    params = parsed(TrainingParams, values, where)
     for key, supported in _NUMPY_FIXED.items():
         if getattr(params, key) != supported:
             raise ValueError(

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from medlstm.core.params import parsed
 from medlstm.datasets.nifti_patients import read_patient_folder
 from medlstm.pipelines.smri_cnn_lstm.ingestion import IngestionParams, ingest_patient
 from medlstm.pipelines.smri_cnn_lstm.training import hgg_probability
@@ -30,7 +31,7 @@ def load_patient_for_prediction(
     Raises:
         CohortError: The folder or one of its volumes cannot be used.
     """
-    params = IngestionParams.from_dict(ingestion)
+    params = parsed(IngestionParams, ingestion)
     patient = read_patient_folder(predict["patient_folder"])
     result = ingest_patient(patient, replace(params, missing_modality="zeros"))
     if result.error is not None:

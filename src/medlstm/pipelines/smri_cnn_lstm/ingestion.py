@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medlstm.core.params import check_complete_block, check_known_keys
+from medlstm.core.params import check_complete_block, check_known_keys, parsed
 from medlstm.datasets.nifti_patients import (
     GRADES,
     CohortError,
@@ -326,7 +326,7 @@ def build_model_input(
         CohortError: With ``on_error: raise``, the first problem, naming the file
             or folder. ValueError: No usable patient, or an unlabelled cohort.
     """
-    params = IngestionParams.from_dict(ingestion)
+    params = parsed(IngestionParams, ingestion)
     _check_cohort(cohort, params)
     results = _ingest_all(list(cohort.patients), params)
     kept, skipped = _usable(cohort, results, params)

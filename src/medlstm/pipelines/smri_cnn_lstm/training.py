@@ -23,6 +23,7 @@ from medlstm.core.evaluation import (
     history_to_mlflow,
     summary_to_mlflow,
 )
+from medlstm.core.params import parsed
 from medlstm.core.training import (
     TrainingParams,
     class_probabilities,
@@ -165,15 +166,21 @@ def make_folds(
 
 
 def training_params(
-    training: dict[str, Any], overrides: dict[str, Any] | None
+    training: dict[str, Any] | TrainingParams, overrides: dict[str, Any] | None
 ) -> TrainingParams:
     """The shared ``training`` block with one architecture's overrides applied.
 
     A flattened embedding has thousands of inputs per LSTM gate, so CNN-1 needs a
     smaller learning rate than CNN-2/3: each architecture may override keys.
+    ``training`` is the mapping or the `TrainingParams` preflight built from it; an
+    override is validated with the block, as if written in it.
     """
+    where = "smri_cnn_lstm.training"
+    shared = parsed(TrainingParams, training, where)
+    if not overrides:
+        return shared
     return TrainingParams.from_dict(
-        {**training, **(overrides or {})}, where="smri_cnn_lstm.training"
+        {**dataclasses.asdict(shared), **overrides}, where=where
     )
 
 
