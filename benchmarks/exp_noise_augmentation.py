@@ -105,9 +105,7 @@ def main() -> None:
             "enabled": True,
             "sources": args.sources.split(","),
             "snr_db": [float(s) for s in args.snrs.split(",")],
-            "false_detection_label": None
-            if args.false_label == "none"
-            else args.false_label,
+            "false_detection_label": args.false_label,
             "seed": 42,
         }
         train_beats, arrays = rhythm_training_set(

@@ -85,21 +85,6 @@ def test_only_the_training_record_gets_a_noisy_copy(excerpt, params, split):
     assert set(added["label"]) <= set(params["ingestion"]["label_mapping"])
 
 
-def test_without_a_false_detection_label_false_detections_are_left_out(
-    excerpt, params, split
-):
-    beats, _ = split
-    labelled, _ = _copies(excerpt, params, split, snr_db=[0.0], sources=["em"])
-    left_out, arrays = _copies(
-        excerpt, params, split, snr_db=[0.0], sources=["em"], false_detection_label=None
-    )
-    with_q = labelled.iloc[len(beats) :]
-    without = left_out.iloc[len(beats) :]
-    assert "Q" not in set(without["label"])
-    assert len(without) == len(with_q) - (with_q["label"] == "Q").sum()
-    assert len(arrays["windows"]) == len(left_out)
-
-
 def test_copies_repeat_with_their_seed_and_draw_the_snr(excerpt, params, split):
     first, _ = _copies(excerpt, params, split, snr_db=[0.0, 12.0], seed=3)
     again, _ = _copies(excerpt, params, split, snr_db=[0.0, 12.0], seed=3)

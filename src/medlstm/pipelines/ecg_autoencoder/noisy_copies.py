@@ -53,7 +53,7 @@ class NoisyCopyParams:
     enabled: bool
     sources: tuple[str, ...]
     snr_db: tuple[float, ...]
-    false_detection_label: str | None
+    false_detection_label: str
     seed: int
 
     @classmethod
@@ -72,12 +72,11 @@ class NoisyCopyParams:
                 f"Parameters '{WHERE}.sources' and '{WHERE}.snr_db' must each name at "
                 "least one value when noisy copies are enabled."
             )
-        label = block["false_detection_label"]
-        if label is not None and label not in classes:
+        label = str(block["false_detection_label"])
+        if label not in classes:
             raise ValueError(
                 f"Parameter '{WHERE}.false_detection_label' ({label!r}) must be one of "
-                f"the classes {classes} (ecg_autoencoder.ingestion.label_mapping), "
-                "or null to leave such detections out."
+                f"the classes {classes} (ecg_autoencoder.ingestion.label_mapping)."
             )
         return cls(block["enabled"], sources, snrs, label, int(block["seed"]))
 
@@ -98,21 +97,19 @@ def noisy_copy(
     snr_db: float,
     p: SegmentationParams,
     detection: dict[str, Any],
-    false_label: str | None,
+    false_label: str,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """One noisy copy of ``record``: its detected beats (record ``<id>~<source><snr>``)
-    and windows; detections matching no reference beat labelled ``false_label``, or
-    left out for None."""
+    and windows; detections matching no reference beat labelled ``false_label``."""
     built = noise_stress_record(record, training_noise(noise), snr_db)
     name = f"{record.record_id}~{source}{snr_db:g}"
     noisy = dataclasses.replace(built.record, record_id=name)
     with warnings.catch_warnings():  # a noisy stretch may warn; the copy is counted
         warnings.simplefilter("ignore")
         beats, windows, _ = segment_detected_record(
-            noisy, p, detection, keep_unmatched=false_label is not None
+            noisy, p, detection, keep_unmatched=True
         )
-    if false_label is not None:
-        beats.loc[beats["label"] == UNMATCHED, "label"] = false_label
+    beats.loc[beats["label"] == UNMATCHED, "label"] = false_label
     return beats, windows
 
 
