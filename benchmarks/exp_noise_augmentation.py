@@ -1,23 +1,22 @@
-"""Experiment: the rhythm model trained with noisy copies of its training records,
-compared on the validation records, clean and under EC57 noise (never on test records).
+"""Experiment: the rhythm model trained with or without noisy copies of its training
+records (`noisy_copies.rhythm_training_set`, the pipeline's own), compared on the
+validation records, clean and under EC57 noise; no test record is read.
 
 Reads the beats, windows and split a finished ``kedro run --pipeline=ecg_autoencoder
---env full`` saved. With ``--augment noisy``, every MIT-BIH training record gets one
-noisy copy (``101~em6``): EC57-style (`noise_stress.noise_stress_record`), with the
-noise record's channels swapped so that MLII gets the second channel (the noise stress
-benchmark gives MLII the first), source ``em`` or ``ma`` and SNR from ``--snrs``
-drawn per record (seeded). The copy's beats are those the detector finds, as at
-inference; each takes the label of the reference beat it matches, a detection that
-matches none the label ``--false-label`` (the model learns that such a detection is no
-S and no V beat). Scores on the validation records: clean criterion (S Se + S +P + V Se
-+ V +P, mean of MIT-BIH and SVDB), and on noise stress records built from the MIT-BIH
-validation records (``em``, first channel, as the benchmark): V Se/+P on the kept
-beats and false V and S calls per hour of readable signal.
+--env full`` saved (the ingestion is enough). ``--augment noisy`` trains with the
+copies of ``ecg_autoencoder.rhythm.noisy_copies`` (enabled, with ``--sources``,
+``--snrs`` and ``--false-label`` overriding the conf's), ``none`` without. Prints the
+machine line and one ``RESULT`` dict: per database (MIT-BIH, SVDB) S and V Se / +P on
+the validation beats, the criterion (S Se + S +P + V Se + V +P, mean of the two
+databases), and on noise stress records built from the MIT-BIH validation records
+(``em`` at 12 and 6 dB, the noise benchmark's construction) S and V Se / +P of the
+kept beats, false S and V calls per hour of readable signal and the detection +P.
 
 Usage (from the project root, after the ingestion of a full run)::
 
     python benchmarks/exp_noise_augmentation.py --augment noisy|none [--seed 42]
-        [--snrs 0,6,12] [--threads 1] [--save PATH]
+        [--sources em,ma] [--snrs 0,6,12] [--false-label N] [--threads 1]
+        [--save PATH]
 """
 
 from __future__ import annotations
@@ -74,9 +73,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--augment", choices=("noisy", "none"), default="noisy")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--snrs", default="0,6,12")
-    parser.add_argument("--false-label", default="Q")
-    parser.add_argument("--sources", default="em,ma")
+    parser.add_argument("--snrs", help="comma-separated SNRs (default: the conf's)")
+    parser.add_argument("--false-label", help="default: the conf's")
+    parser.add_argument("--sources", help="comma-separated (default: the conf's)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--save", type=Path, default=None)
     args = parser.parse_args()
@@ -102,11 +101,15 @@ def main() -> None:
     if args.augment == "noisy":
         started = time.perf_counter()
         block_copies = {
+            **ecg["rhythm"]["noisy_copies"],
             "enabled": True,
-            "sources": args.sources.split(","),
-            "snr_db": [float(s) for s in args.snrs.split(",")],
-            "false_detection_label": args.false_label,
-            "seed": 42,
+            **({"sources": args.sources.split(",")} if args.sources else {}),
+            **(
+                {"snr_db": [float(x) for x in args.snrs.split(",")]}
+                if args.snrs
+                else {}
+            ),
+            **({"false_detection_label": args.false_label} if args.false_label else {}),
         }
         train_beats, arrays = rhythm_training_set(
             beats,

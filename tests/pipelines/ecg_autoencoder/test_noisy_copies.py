@@ -45,7 +45,7 @@ def split(excerpt, params):
 
 def _copies(excerpt, params, split, **changes):
     mitdb, noise = excerpt
-    block = {**params["rhythm"]["noisy_copies"], **changes}
+    block = {**params["rhythm"]["noisy_copies"], "enabled": True, **changes}
     return rhythm_training_set(
         *split,
         mitdb,
@@ -69,7 +69,9 @@ def test_training_noise_takes_the_other_channel_half_a_record_later(excerpt):
 
 def test_only_the_training_record_gets_a_noisy_copy(excerpt, params, split):
     beats, windows = split
-    out, arrays = _copies(excerpt, params, split, snr_db=[0.0], sources=["em"])
+    out, arrays = _copies(
+        excerpt, params, split, snr_db=[0.0], sources=["em"], false_detection_label="Q"
+    )
     pd.testing.assert_frame_equal(out.iloc[: len(beats)], beats)
     np.testing.assert_array_equal(arrays["windows"][: len(beats)], windows["windows"])
     added = out.iloc[len(beats) :]
@@ -155,7 +157,7 @@ def test_a_record_shorter_than_the_clean_learning_period_is_not_copied(
             params["ingestion"],
             params["databases"],
             params["detection"],
-            params["rhythm"]["noisy_copies"],
+            {**params["rhythm"]["noisy_copies"], "enabled": True},
         )
     assert len(out) == len(beats)
     assert f"['{TRAINING}']" in caplog.text and "no longer than" in caplog.text
