@@ -13,6 +13,9 @@ matches, and a detection that matches none (noise taken for a beat) the label
 The noise stress benchmark gives MLII the noise record's first channel from its
 start; the copies take the second channel, half a record later
 (`training_noise`), so that no test stretch holds the noise samples training saw.
+
+Off in conf/base: on validation the copies cut the false V calls under noise about
+3x but cost clean V beats (docs/experiments/2026-12-noise_stress.md).
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ from medlstm.pipelines.ecg_autoencoder.noise_stress import (
     LEARNING_S,
     noise_stress_record,
 )
+from medlstm.pipelines.ecg_autoencoder.rhythm import TRAINING_SPLITS
 from medlstm.pipelines.ecg_autoencoder.segmentation import SegmentationParams
 
 logger = logging.getLogger(__name__)
 
 WHERE = "ecg_autoencoder.rhythm.noisy_copies"
 DATABASE = "mitdb"  # the noise records' rate (360 Hz) and lead pairing are MIT-BIH's
-TRAINING_SPLITS = ("train", "train_unused")
 
 
 @dataclass(frozen=True)
