@@ -1,5 +1,5 @@
 """Experiment: the rhythm model trained with or without noisy copies of its training
-records (`noisy_copies.rhythm_training_set`, the pipeline's own), compared on the
+records (`noisy_copies.noisy_training_copies`, the pipeline's own), compared on the
 validation records, clean and under EC57 noise; no test record is read.
 
 Reads the beats, windows and split a finished ``kedro run --pipeline=ecg_autoencoder
@@ -38,8 +38,10 @@ from medlstm.core.params import project_config
 from medlstm.core.persistence import save_model
 from medlstm.core.threads import limit_threads
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
-from medlstm.pipelines.ecg_autoencoder.noisy_copies import rhythm_training_set
-from medlstm.pipelines.ecg_autoencoder.rhythm import train_rhythm
+from medlstm.pipelines.ecg_autoencoder.noisy_copies import (
+    noisy_training_copies,
+    train_rhythm_with_copies,
+)
 
 SOURCE = ROOT.parent / "shared" / "data"
 SCORES = ("S_Se", "S_+P", "V_Se", "V_+P")
@@ -97,44 +99,33 @@ def main() -> None:
     if args.seed is not None:
         block["training"]["seed"] = args.seed
     seed = block["training"]["seed"]
-    train_beats, train_windows = beats, windows
-    if args.augment == "noisy":
-        started = time.perf_counter()
-        block_copies = {
-            **ecg["rhythm"]["noisy_copies"],
-            "enabled": True,
-            **({"sources": args.sources.split(",")} if args.sources else {}),
-            **(
-                {"snr_db": [float(x) for x in args.snrs.split(",")]}
-                if args.snrs
-                else {}
-            ),
-            **({"false_detection_label": args.false_label} if args.false_label else {}),
-        }
-        train_beats, arrays = rhythm_training_set(
-            beats,
-            {"windows": windows},
-            WfdbRecordsDataset(str(SOURCE / "mitdb"), lazy=True).load(),
-            WfdbRecordsDataset(str(SOURCE / "nstdb_noise"), annotation=None).load(),
-            ecg["ingestion"],
-            ecg["databases"],
-            ecg["detection"],
-            block_copies,
-        )
-        train_windows = arrays["windows"]
-        print(
-            f"noisy copies: {len(train_beats) - len(beats)} beats in "
-            f"{time.perf_counter() - started:.0f} s",
-            flush=True,
-        )
+    block_copies = {
+        **ecg["rhythm"]["noisy_copies"],
+        "enabled": args.augment == "noisy",
+        **({"sources": args.sources.split(",")} if args.sources else {}),
+        **({"snr_db": [float(x) for x in args.snrs.split(",")]} if args.snrs else {}),
+        **({"false_detection_label": args.false_label} if args.false_label else {}),
+    }
     started = time.perf_counter()
-    model, history = train_rhythm(
-        train_beats,
-        {
-            "windows": train_windows,
-            "record": train_beats["record"].to_numpy(dtype=str),
-            "sample": train_beats["sample"].to_numpy(dtype=np.int64),
-        },
+    copies, copy_windows = noisy_training_copies(
+        beats,
+        WfdbRecordsDataset(str(SOURCE / "mitdb"), lazy=True).load(),
+        WfdbRecordsDataset(str(SOURCE / "nstdb_noise"), annotation=None).load(),
+        ecg["ingestion"],
+        ecg["databases"],
+        ecg["detection"],
+        block_copies,
+    )
+    print(
+        f"noisy copies: {len(copies)} beats in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    started = time.perf_counter()
+    model, history = train_rhythm_with_copies(
+        beats,
+        {"windows": windows},
+        copies,
+        copy_windows,
         block,
         ecg["features"],
         ecg["ingestion"]["label_mapping"],

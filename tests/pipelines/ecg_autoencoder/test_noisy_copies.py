@@ -14,7 +14,7 @@ import pytest
 from medlstm.datasets.wfdb_records import WfdbRecordsDataset
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
 from medlstm.pipelines.ecg_autoencoder.noisy_copies import (
-    rhythm_training_set,
+    noisy_training_copies,
     training_noise,
 )
 
@@ -46,8 +46,8 @@ def split(excerpt, params):
 def _copies(excerpt, params, split, **changes):
     mitdb, noise = excerpt
     block = {**params["rhythm"]["noisy_copies"], "enabled": True, **changes}
-    return rhythm_training_set(
-        *split,
+    return noisy_training_copies(
+        split[0],
         mitdb,
         noise,
         params["ingestion"],
@@ -68,20 +68,29 @@ def test_training_noise_takes_the_other_channel_half_a_record_later(excerpt):
 
 
 def test_only_the_training_record_gets_a_noisy_copy(excerpt, params, split):
-    beats, windows = split
-    out, arrays = _copies(
+    beats, _ = split
+    added, arrays = _copies(
         excerpt, params, split, snr_db=[0.0], sources=["em"], false_detection_label="Q"
     )
-    pd.testing.assert_frame_equal(out.iloc[: len(beats)], beats)
-    np.testing.assert_array_equal(arrays["windows"][: len(beats)], windows["windows"])
-    added = out.iloc[len(beats) :]
+    assert list(added.columns) == list(beats.columns)
     assert added["record"].unique().tolist() == [f"{TRAINING}~em0"]
     assert set(added["split"]) == {"train"} and set(added["database"]) == {"mitdb"}
-    assert len(arrays["windows"]) == len(out) == len(arrays["record"])
-    assert arrays["record"].tolist() == out["record"].tolist()
+    assert len(arrays["windows"]) == len(added) == len(arrays["record"])
+    assert arrays["windows"].shape[1] == split[1]["windows"].shape[1]
+    assert arrays["record"].tolist() == added["record"].tolist()
     # The first 5 minutes are clean: there the copy's beats are the record's.
     original = beats[beats["record"] == TRAINING]
     assert abs(len(added) - len(original)) < 0.2 * len(original)
+    # Each copy beat of the clean first minutes is the reference beat it sits on.
+    clean = added[added["sample"] < 300 * 360]
+    ref = original[["sample", "label"]].to_numpy()
+    nearest = np.abs(
+        clean["sample"].to_numpy()[:, None] - ref[:, 0][None, :].astype(int)
+    )
+    on_a_beat = nearest.min(axis=1) <= 0.15 * 360
+    assert on_a_beat.mean() > 0.99
+    labels = ref[nearest.argmin(axis=1), 1]
+    assert (clean["label"].to_numpy()[on_a_beat] == labels[on_a_beat]).all()
     # At 0 dB electrode motion the detector takes noise for beats: labelled Q.
     assert (added["label"] == "Q").sum() > 10
     assert set(added["label"]) <= set(params["ingestion"]["label_mapping"])
@@ -100,10 +109,11 @@ def test_copies_repeat_with_their_seed_and_draw_the_snr(excerpt, params, split):
     assert set(names.values()) == {f"{TRAINING}~em0", f"{TRAINING}~em12"}
 
 
-def test_disabled_returns_the_split_as_it_is(excerpt, params, split):
+def test_disabled_makes_no_copy(excerpt, params, split):
     beats, windows = split
     out, arrays = _copies(excerpt, params, split, enabled=False)
-    assert out is beats and arrays is windows
+    assert out.empty and list(out.columns) == list(beats.columns)
+    assert arrays["windows"].shape == (0, windows["windows"].shape[1])
 
 
 @pytest.mark.parametrize(
@@ -147,11 +157,10 @@ def test_a_record_shorter_than_the_clean_learning_period_is_not_copied(
     short[TRAINING] = dataclasses.replace(
         record, signals={lead: x[:n] for lead, x in record.signals.items()}
     )
-    beats, windows = split
+    beats, _ = split
     with caplog.at_level(logging.WARNING):
-        out, _ = rhythm_training_set(
+        out, _ = noisy_training_copies(
             beats,
-            windows,
             short,
             noise,
             params["ingestion"],
@@ -159,5 +168,5 @@ def test_a_record_shorter_than_the_clean_learning_period_is_not_copied(
             params["detection"],
             {**params["rhythm"]["noisy_copies"], "enabled": True},
         )
-    assert len(out) == len(beats)
+    assert out.empty
     assert f"['{TRAINING}']" in caplog.text and "no longer than" in caplog.text

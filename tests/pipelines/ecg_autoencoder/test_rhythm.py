@@ -11,6 +11,7 @@ import torch
 from medlstm.core.persistence import load_model, save_model
 from medlstm.models.rhythm_bilstm import RhythmBiLSTM
 from medlstm.pipelines.ecg_autoencoder.ingestion import segment_records
+from medlstm.pipelines.ecg_autoencoder.noisy_copies import train_rhythm_with_copies
 from medlstm.pipelines.ecg_autoencoder.rhythm import (
     BeatRuns,
     check_rhythm_params,
@@ -235,3 +236,34 @@ def test_beat_runs_pad_with_no_label():
 def test_bad_rhythm_parameters_are_named(change, message):
     with pytest.raises(ValueError, match=message):
         check_rhythm_params(_tiny_params(**change))
+
+
+def test_noisy_copies_train_as_records_of_their_own(rhythm_data, caplog):
+    beats, windows, params = rhythm_data
+    mapping = params["ingestion"]["label_mapping"]
+    own = (beats["record"] == "900").to_numpy()
+    copies = beats[own].assign(record="900~em0", split="train").reset_index(drop=True)
+    copy_windows = {
+        "windows": windows["windows"][own],
+        "record": copies["record"].to_numpy(dtype=str),
+        "sample": copies["sample"].to_numpy(dtype=np.int64),
+    }
+    none = copies.iloc[:0]
+    empty = {k: v[:0] for k, v in copy_windows.items()}
+    n_train = int(beats["split"].isin(["train", "train_unused"]).sum())
+    with caplog.at_level("INFO"):
+        _, without = train_rhythm_with_copies(
+            beats, windows, none, empty, TINY, params["features"], mapping
+        )
+    assert f"from 2 training records ({n_train} beats)" in caplog.text
+    _, plain = train_rhythm(beats, windows, TINY, params["features"], mapping)
+    drop = ("epoch_seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in without] == [
+        {k: v for k, v in r.items() if k not in drop} for r in plain
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        train_rhythm_with_copies(
+            beats, windows, copies, copy_windows, TINY, params["features"], mapping
+        )
+    assert f"from 3 training records ({n_train + len(copies)} beats)" in caplog.text

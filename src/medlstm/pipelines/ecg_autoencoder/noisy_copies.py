@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
 from medlstm.core.params import check_complete_block, check_known_keys
 from medlstm.datasets.wfdb_records import WfdbRecord
@@ -40,7 +41,7 @@ from medlstm.pipelines.ecg_autoencoder.noise_stress import (
     LEARNING_S,
     noise_stress_record,
 )
-from medlstm.pipelines.ecg_autoencoder.rhythm import TRAINING_SPLITS
+from medlstm.pipelines.ecg_autoencoder.rhythm import TRAINING_SPLITS, train_rhythm
 from medlstm.pipelines.ecg_autoencoder.segmentation import SegmentationParams
 
 logger = logging.getLogger(__name__)
@@ -116,9 +117,8 @@ def noisy_copy(
     return beats, windows
 
 
-def rhythm_training_set(
+def noisy_training_copies(
     beats: pd.DataFrame,
-    windows: dict[str, Any],
     records: Mapping[str, WfdbRecord],
     noise_records: Mapping[str, WfdbRecord],
     ingestion: dict[str, Any],
@@ -126,8 +126,8 @@ def rhythm_training_set(
     detection: dict[str, Any],
     params: dict[str, Any],
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """The beats the rhythm model trains and is selected on: ``beats`` and, when
-    ``params.enabled``, one noisy copy of every MIT-BIH training record.
+    """One noisy copy of every MIT-BIH training record of the split ``beats`` when
+    ``params.enabled``; none (an empty table) otherwise.
 
     Record ``i`` (in id order) takes noise source ``sources[i % len(sources)]`` and an
     SNR drawn from ``snr_db`` (seeded by ``params.seed``). Validation and test
@@ -136,8 +136,6 @@ def rhythm_training_set(
 
     Args:
         beats: The split beat table (``record``, ``database``, ``split``...).
-        windows: Window arrays aligned with ``beats`` (``windows``, ``record``,
-            ``sample``); read into memory, as the rhythm model reads them.
         records: MIT-BIH ``{record_id: WfdbRecord}`` (a lazy mapping is read a
             record at a time).
         noise_records: The noise records by name (``em``, ``ma``, ``bw``).
@@ -147,63 +145,90 @@ def rhythm_training_set(
         params: ``ecg_autoencoder.rhythm.noisy_copies``.
 
     Returns:
-        The beat table with the copies' beats appended (``split`` ``train``) and the
-        windows aligned with it.
+        The copies' beat table (the columns of ``beats``, ``split`` ``train``) and
+        their windows (``windows``, ``record``, ``sample``), row ``i`` belonging to
+        beat ``i``.
 
     Raises:
         ValueError: naming the parameter, for a noise source that is not among
             ``noise_records``.
     """
     p = NoisyCopyParams.from_dict(params, list(ingestion["label_mapping"]))
-    if not p.enabled:
-        return beats, windows
-    missing = sorted(set(p.sources) - set(noise_records))
-    if missing:
-        raise ValueError(
-            f"Parameter '{WHERE}.sources' names {missing}, which the catalog entry "
-            f"ecg_noise_records does not hold (it has {sorted(noise_records)})."
-        )
     cfg = databases[DATABASE]
-    prefix = str(cfg.get("record_prefix") or "")
     seg = SegmentationParams.from_dict(
         {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
     )
-    training = beats["split"].isin(TRAINING_SPLITS) & (beats["database"] == DATABASE)
-    ids = sorted(beats.loc[training, "record"].unique())
-    rng = np.random.default_rng(p.seed)
-    frames, arrays = [beats], [np.asarray(windows["windows"])]
-    too_short = []
-    for i, rid in enumerate(ids):
-        source = p.sources[i % len(p.sources)]
-        snr = float(rng.choice(p.snr_db))
-        record = dataclasses.replace(records[rid.removeprefix(prefix)], record_id=rid)
-        if record.n_samples / record.fs <= LEARNING_S:
-            too_short.append(rid)
-            continue
-        copy, copy_windows = noisy_copy(
-            record,
-            noise_records[source],
-            source,
-            snr,
-            seg,
-            detection,
-            p.false_detection_label,
+    frames, arrays = [beats.iloc[:0]], [np.zeros((0, seg.window), np.float32)]
+    if p.enabled:
+        missing = sorted(set(p.sources) - set(noise_records))
+        if missing:
+            raise ValueError(
+                f"Parameter '{WHERE}.sources' names {missing}, which the catalog "
+                f"entry ecg_noise_records does not hold (it has {sorted(noise_records)})."
+            )
+        prefix = str(cfg.get("record_prefix") or "")
+        training = beats["split"].isin(TRAINING_SPLITS) & (
+            beats["database"] == DATABASE
         )
-        frames.append(copy.assign(database=DATABASE, split="train")[beats.columns])
-        arrays.append(copy_windows.astype(arrays[0].dtype, copy=False))
-    if too_short:
-        logger.warning(
-            "No noisy copy of %d training record(s) %s: they last no longer than the "
-            "clean first %g s of EC57's protocol.",
-            len(too_short), too_short[:5], LEARNING_S,
+        ids = sorted(beats.loc[training, "record"].unique())
+        rng = np.random.default_rng(p.seed)
+        too_short = []
+        for i, rid in enumerate(ids):
+            source = p.sources[i % len(p.sources)]
+            snr = float(rng.choice(p.snr_db))
+            record = records[rid.removeprefix(prefix)]
+            record = dataclasses.replace(record, record_id=rid)
+            if record.n_samples / record.fs <= LEARNING_S:
+                too_short.append(rid)
+                continue
+            copy, copy_windows = noisy_copy(
+                record,
+                noise_records[source],
+                source,
+                snr,
+                seg,
+                detection,
+                p.false_detection_label,
+            )
+            frames.append(copy.assign(database=DATABASE, split="train")[beats.columns])
+            arrays.append(copy_windows.astype(np.float32, copy=False))
+        if too_short:
+            logger.warning(
+                "No noisy copy of %d training record(s) %s: they last no longer than "
+                "the clean first %g s of EC57's protocol.",
+                len(too_short), too_short[:5], LEARNING_S,
+            )  # fmt: skip
+        logger.info(
+            "Noisy copies of %d training records: %d beats.",
+            len(frames) - 1, sum(len(f) for f in frames[1:]),
         )  # fmt: skip
-    logger.info(
-        "Noisy copies of %d training records: %d beats.",
-        len(frames) - 1, sum(len(f) for f in frames[1:]),
-    )  # fmt: skip
     out = pd.concat(frames, ignore_index=True)
     return out, {
         "windows": np.concatenate(arrays),
         "record": out["record"].to_numpy(dtype=str),
         "sample": out["sample"].to_numpy(dtype=np.int64),
     }
+
+
+def train_rhythm_with_copies(
+    beats: pd.DataFrame,
+    windows: dict[str, Any],
+    copy_beats: pd.DataFrame,
+    copy_windows: dict[str, np.ndarray],
+    params: dict[str, Any],
+    features: dict[str, Any],
+    label_mapping: dict[str, list[str]],
+) -> tuple[nn.Module, list[dict[str, float]]]:
+    """`rhythm.train_rhythm` on the split's beats and the noisy copies
+    (`noisy_training_copies`; none when they are off) appended as training records.
+    The windows are read into memory, as the rhythm model reads them."""
+    if len(copy_beats):
+        beats = pd.concat([beats, copy_beats[beats.columns]], ignore_index=True)
+        windows = {
+            "windows": np.concatenate(
+                [np.asarray(windows["windows"]), copy_windows["windows"]]
+            ),
+            "record": beats["record"].to_numpy(dtype=str),
+            "sample": beats["sample"].to_numpy(dtype=np.int64),
+        }
+    return train_rhythm(beats, windows, params, features, label_mapping)

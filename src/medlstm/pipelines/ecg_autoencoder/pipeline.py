@@ -44,7 +44,10 @@ from medlstm.pipelines.ecg_autoencoder.linear import (
     predict_val_linear,
     train_linear,
 )
-from medlstm.pipelines.ecg_autoencoder.noisy_copies import rhythm_training_set
+from medlstm.pipelines.ecg_autoencoder.noisy_copies import (
+    noisy_training_copies,
+    train_rhythm_with_copies,
+)
 from medlstm.pipelines.ecg_autoencoder.recording import (
     example_signal,
     load_recording,
@@ -73,7 +76,6 @@ from medlstm.pipelines.ecg_autoencoder.reporting import (
 from medlstm.pipelines.ecg_autoencoder.rhythm import (
     predict_test_rhythm,
     predict_val_rhythm,
-    train_rhythm,
 )
 from medlstm.pipelines.ecg_autoencoder.splitting import assign_splits
 from medlstm.pipelines.ecg_autoencoder.summary import (
@@ -118,7 +120,8 @@ INPUTS = ["ecg_beats_split", "ecg_windows"]  # every model trains on these
 
 
 def _ingestion() -> list:
-    """Records of both databases -> beats and windows -> the split."""
+    """Records of both databases -> beats and windows -> the split; the rhythm model's
+    training set (the split, and noisy copies of its training records when on)."""
     return [
         node(
             segment_databases,
@@ -137,6 +140,20 @@ def _ingestion() -> list:
             ["ecg_beats", f"{P}.split"],
             ["ecg_beats_split", "ecg_split_report"],
             name="assign_splits",
+        ),
+        node(
+            noisy_training_copies,
+            {
+                "beats": "ecg_beats_split",
+                "records": "ecg_raw_records",
+                "noise_records": "ecg_noise_records",
+                "ingestion": f"{P}.ingestion",
+                "databases": f"{P}.databases",
+                "detection": f"{P}.detection",
+                "params": f"{P}.rhythm.noisy_copies",
+            },
+            ["ecg_noisy_copy_beats", "ecg_noisy_copy_windows"],
+            name="noisy_training_copies",
         ),
     ]
 
@@ -311,29 +328,16 @@ def _linear() -> list:
 
 
 def _rhythm() -> list:
-    """Train the rhythm model on runs of consecutive beats, with noisy copies of the
-    training records; its test and validation scores."""
+    """Train the rhythm model on runs of consecutive beats (of the split, and the
+    noisy copies of the training records when they are on); its test and validation
+    scores."""
     return [
         node(
-            rhythm_training_set,
-            {
-                "beats": "ecg_beats_split",
-                "windows": "ecg_windows",
-                "records": "ecg_raw_records",
-                "noise_records": "ecg_noise_records",
-                "ingestion": f"{P}.ingestion",
-                "databases": f"{P}.databases",
-                "detection": f"{P}.detection",
-                "params": f"{P}.rhythm.noisy_copies",
-            },
-            ["ecg_rhythm_training_beats", "ecg_rhythm_training_windows"],
-            name="noisy_training_copies",
-        ),
-        node(
-            train_rhythm,
+            train_rhythm_with_copies,
             [
-                "ecg_rhythm_training_beats",
-                "ecg_rhythm_training_windows",
+                *INPUTS,
+                "ecg_noisy_copy_beats",
+                "ecg_noisy_copy_windows",
                 f"{P}.rhythm",
                 FEATURES,
                 LABELS,

@@ -54,7 +54,7 @@ PARAM_KEYS = (
     "loss",
     "training",
     "checkpoint_path",
-    "noisy_copies",  # read by noisy_copies.rhythm_training_set
+    "noisy_copies",  # read by noisy_copies.noisy_training_copies
 )
 
 
