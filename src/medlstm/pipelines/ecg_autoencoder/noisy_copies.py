@@ -103,9 +103,10 @@ def noisy_copy(
     detection: dict[str, Any],
     false_label: str,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """One noisy copy of ``record``: its detected beats (record ``<id>~<source><snr>``)
-    and windows; detections matching no reference beat labelled ``false_label``."""
-    built = noise_stress_record(record, training_noise(noise), snr_db)
+    """One noisy copy of ``record`` with ``noise`` (as `training_noise` makes it): its
+    detected beats (record ``<id>~<source><snr>``) and windows; detections matching no
+    reference beat labelled ``false_label``."""
+    built = noise_stress_record(record, noise, snr_db)
     name = f"{record.record_id}~{source}{snr_db:g}"
     noisy = dataclasses.replace(built.record, record_id=name)
     with warnings.catch_warnings():  # a noisy stretch may warn; the copy is counted
@@ -166,6 +167,7 @@ def noisy_training_copies(
                 f"Parameter '{WHERE}.sources' names {missing}, which the catalog "
                 f"entry ecg_noise_records does not hold (it has {sorted(noise_records)})."
             )
+        noises = {name: training_noise(noise_records[name]) for name in p.sources}
         prefix = str(cfg.get("record_prefix") or "")
         training = beats["split"].isin(TRAINING_SPLITS) & (
             beats["database"] == DATABASE
@@ -183,7 +185,7 @@ def noisy_training_copies(
                 continue
             copy, copy_windows = noisy_copy(
                 record,
-                noise_records[source],
+                noises[source],
                 source,
                 snr,
                 seg,
