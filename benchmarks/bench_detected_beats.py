@@ -93,12 +93,7 @@ def segment_test_records(
 ) -> dict[str, Any]:
     """Windows of the reference and the detected beats of every record, and the
     reference table to score against."""
-    p = SegmentationParams.from_dict(
-        {
-            **ecg["ingestion"],
-            "lead": [str(x) for x in ecg["databases"]["mitdb"]["leads"]],
-        }
-    )
+    p = SegmentationParams.for_database(ecg["ingestion"], ecg["databases"]["mitdb"])
     out: dict[str, list] = {"ref": [], "det": [], "truth": []}
     counts = {"detected": 0, "unmatched": 0, "missed": 0, "noise": 0}
     started = time.perf_counter()

@@ -137,12 +137,7 @@ def stress_one(task: dict[str, Any]) -> dict[str, Any]:
     """Build one noisy record, detect its beats, score them; with ``classify``, the
     windows of its kept beats and their reference for the main process to score."""
     ecg = task["ecg"]
-    p = SegmentationParams.from_dict(
-        {
-            **ecg["ingestion"],
-            "lead": [str(x) for x in ecg["databases"]["mitdb"]["leads"]],
-        }
-    )
+    p = SegmentationParams.for_database(ecg["ingestion"], ecg["databases"]["mitdb"])
     record = truncated(read_wfdb_record(task["path"]), task["seconds"])
     lead = choose_lead(record, p.leads, p.missing_lead)
     if lead is None:

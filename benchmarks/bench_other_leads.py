@@ -208,11 +208,8 @@ def main() -> None:
         if database not in ids:
             print(f"{database}: no {args.split} record in the saved split")
             continue
-        p = SegmentationParams.from_dict(
-            {
-                **ecg["ingestion"],
-                "lead": [str(x) for x in ecg["databases"][database]["leads"]],
-            }
+        p = SegmentationParams.for_database(
+            ecg["ingestion"], ecg["databases"][database]
         )
         folder = root / catalog[CATALOG[database]]["path"]
         started = time.perf_counter()

@@ -191,12 +191,18 @@ def _outputs(
         "skipped_records": skipped,
         "records": per_record,
     }
-    arrays_out = {
+    return beats, window_arrays(beats, windows), report
+
+
+def window_arrays(beats: pd.DataFrame, windows: Any) -> dict[str, Any]:
+    """The windows as the catalog stores them: ``windows`` (row ``i`` belonging to beat
+    ``i`` of ``beats``) with each beat's ``record`` and ``sample``, which training
+    checks against the beat table (`training.check_aligned`)."""
+    return {
         "windows": windows,
         "record": beats["record"].to_numpy(dtype=str),
         "sample": beats["sample"].to_numpy(dtype=np.int64),
     }
-    return beats, arrays_out, report
 
 
 def _spill_folder(ingestion: dict[str, Any]) -> SpillFolder | None:
@@ -320,9 +326,7 @@ def _database_tasks(
                 f"Parameter 'ecg_autoencoder.databases.{name}.leads' is empty."
             )
         prefix = str(cfg.get("record_prefix") or "")
-        p = SegmentationParams.from_dict(
-            {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
-        )
+        p = SegmentationParams.for_database(ingestion, cfg)
         start = len(tasks)
         tasks += [
             _record_task(records, rid, p, segment, prefix, _shard(spill, start + i))

@@ -37,6 +37,7 @@ from medlstm.pipelines.ecg_autoencoder.detection import (
     UNMATCHED,
     segment_detected_record,
 )
+from medlstm.pipelines.ecg_autoencoder.ingestion import window_arrays
 from medlstm.pipelines.ecg_autoencoder.noise_stress import (
     LEARNING_S,
     noise_stress_record,
@@ -156,9 +157,7 @@ def noisy_training_copies(
     """
     p = NoisyCopyParams.from_dict(params, list(ingestion["label_mapping"]))
     cfg = databases[DATABASE]
-    seg = SegmentationParams.from_dict(
-        {**ingestion, "lead": [str(lead) for lead in cfg["leads"]]}
-    )
+    seg = SegmentationParams.for_database(ingestion, cfg)
     frames, arrays = [beats.iloc[:0]], [np.zeros((0, seg.window), np.float32)]
     if p.enabled:
         missing = sorted(set(p.sources) - set(noise_records))
@@ -205,11 +204,7 @@ def noisy_training_copies(
             len(frames) - 1, sum(len(f) for f in frames[1:]),
         )  # fmt: skip
     out = pd.concat(frames, ignore_index=True)
-    return out, {
-        "windows": np.concatenate(arrays),
-        "record": out["record"].to_numpy(dtype=str),
-        "sample": out["sample"].to_numpy(dtype=np.int64),
-    }
+    return out, window_arrays(out, np.concatenate(arrays))
 
 
 def train_rhythm_with_copies(
@@ -226,11 +221,8 @@ def train_rhythm_with_copies(
     The windows are read into memory, as the rhythm model reads them."""
     if len(copy_beats):
         beats = pd.concat([beats, copy_beats[beats.columns]], ignore_index=True)
-        windows = {
-            "windows": np.concatenate(
-                [np.asarray(windows["windows"]), copy_windows["windows"]]
-            ),
-            "record": beats["record"].to_numpy(dtype=str),
-            "sample": beats["sample"].to_numpy(dtype=np.int64),
-        }
+        windows = window_arrays(
+            beats,
+            np.concatenate([np.asarray(windows["windows"]), copy_windows["windows"]]),
+        )
     return train_rhythm(beats, windows, params, features, label_mapping)

@@ -109,6 +109,16 @@ class SegmentationParams:
         }
         return cls(**values)
 
+    @classmethod
+    def for_database(
+        cls, ingestion: dict[str, Any], database: dict[str, Any]
+    ) -> SegmentationParams:
+        """The ``ingestion`` block with one database's lead names
+        (``ecg_autoencoder.databases.<name>.leads``, in order of preference)."""
+        return cls.from_dict(
+            {**ingestion, "lead": [str(lead) for lead in database["leads"]]}
+        )
+
     @property
     def leads(self) -> tuple[str, ...]:
         """Lead names in order of preference (``lead`` is one name or a list)."""
