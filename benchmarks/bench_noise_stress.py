@@ -133,6 +133,37 @@ def truncated(record: WfdbRecord, seconds: float | None) -> WfdbRecord:
     )
 
 
+def stress_tasks(
+    source: Path,
+    ids: list[str],
+    noise: str,
+    snr: float | None,
+    ecg: dict[str, Any],
+    classify: bool,
+    seconds: float | None = None,
+    learning_s: float = LEARNING_S,
+    stretch_s: float = STRETCH_S,
+    calibration: str = "nst",
+) -> list[dict[str, Any]]:
+    """One `stress_one` task per MIT-BIH record of ``ids`` under ``source``: noise
+    record ``noise`` (or ``clean``) at ``snr`` dB."""
+    return [
+        {
+            "path": str(source / "mitdb" / rid),
+            "noise": noise,
+            "noise_path": str(source / "nstdb_noise" / noise),
+            "snr": snr,
+            "seconds": seconds,
+            "learning_s": learning_s,
+            "stretch_s": stretch_s,
+            "calibration": calibration,
+            "ecg": ecg,
+            "classify": classify,
+        }
+        for rid in ids
+    ]
+
+
 def stress_one(task: dict[str, Any]) -> dict[str, Any]:
     """Build one noisy record, detect its beats, score them; with ``classify``, the
     windows of its kept beats and their reference for the main process to score."""
@@ -389,21 +420,18 @@ def main() -> None:
     started = time.perf_counter()
     with ProcessPoolExecutor(max(args.workers, 1)) as pool:
         for noise, snr in cases:
-            tasks = [
-                {
-                    "path": str(source / "mitdb" / rid),
-                    "noise": noise,
-                    "noise_path": str(source / "nstdb_noise" / noise),
-                    "snr": snr,
-                    "seconds": seconds,
-                    "learning_s": args.learning_s,
-                    "stretch_s": args.stretch_s,
-                    "calibration": args.calibration,
-                    "ecg": ecg,
-                    "classify": bool(models),
-                }
-                for rid in ids
-            ]
+            tasks = stress_tasks(
+                source,
+                ids,
+                noise,
+                snr,
+                ecg,
+                classify=bool(models),
+                seconds=seconds,
+                learning_s=args.learning_s,
+                stretch_s=args.stretch_s,
+                calibration=args.calibration,
+            )
             rows = [r for r in pool.map(stress_one, tasks) if "skipped" not in r]
             if not rows:
                 raise SystemExit(f"No record of {ids} has lead {ecg['databases']}.")

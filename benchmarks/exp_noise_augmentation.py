@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from bench_detected_beats import ROOT
-from bench_noise_stress import classify_rows, gross, stress_one
+from bench_noise_stress import classify_rows, gross, stress_one, stress_tasks
 from bench_other_leads import classify, scores_of
 
 from medlstm.core.machine import machine_line
@@ -48,22 +48,7 @@ SCORES = ("S_Se", "S_+P", "V_Se", "V_+P")
 
 
 def noise_scores(model, ecg, records, snr) -> dict[str, float]:
-    tasks = [
-        {
-            "path": str(SOURCE / "mitdb" / rid),
-            "noise": "em",
-            "noise_path": str(SOURCE / "nstdb_noise" / "em"),
-            "snr": snr,
-            "seconds": None,
-            "learning_s": 300.0,
-            "stretch_s": 120.0,
-            "calibration": "nst",
-            "ecg": ecg,
-            "classify": True,
-        }
-        for rid in records
-    ]
-    rows = [stress_one(t) for t in tasks]
+    rows = [stress_one(t) for t in stress_tasks(SOURCE, records, "em", snr, ecg, True)]
     cells = classify_rows(rows, {"rhythm": model}, ecg)["rhythm"]
     k = gross(rows, "kept")
     return {f"{snr:g}dB {key}": value for key, value in cells.items()} | {
